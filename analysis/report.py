@@ -1,0 +1,97 @@
+"""Render an artifact from MLflow: tables as Markdown, CSV and LaTeX; figures as PNG and PDF.
+
+A report function (``make_...`` in this package, named by the sweep file's ``report``) takes the
+finished runs of one profile as a DataFrame (``harness.analysis.load_runs``) and returns a
+``Table`` or a ``Figure``; this module writes it with notes on how it was measured.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from harness import analysis, catalog
+
+PROFILE_ORDER = ("paper", "quick", "smoke")  # the most faithful recorded profile is reported by default
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class Figure:
+    figure: object  # matplotlib.figure.Figure
+    notes: list = field(default_factory=list)
+
+
+def mean_std(values: pd.Series, digits: int = 2) -> str:
+    """'92.41 ± 0.12 (n=3)'; a single value has no spread to show."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return "-"
+    if len(v) == 1:
+        return f"{v.iloc[0]:.{digits}f} (n=1)"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={len(v)})"
+
+
+def _function(ref: str):
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]:
+    if profile:
+        return profile
+    present = set(runs.get("profile", pd.Series(dtype=str)).dropna())
+    return next((p for p in PROFILE_ORDER if p in present), None)
+
+
+def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = None,
+           profile: Optional[str] = None) -> list[Path]:
+    """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
+    runs = analysis.load_runs(artifact.id, tracking_uri, status="FINISHED")
+    profile = _choose_profile(runs, profile)
+    if profile is None or runs.empty:
+        return []
+    runs = runs[runs["profile"] == profile]
+    if runs.empty:
+        return []
+    sweep, _ = catalog.resolve(artifact.sweep)
+    result = _function(artifact.report)(runs)
+    paper_dataset = (sweep.base.get("data") or {}).get("dataset")
+    measured = sorted(set(runs["dataset"].dropna()))
+    notes = [f"Profile `{profile}`: {len(runs)} finished runs of sweep `{sweep.name}` ({sweep.path.name})."]
+    if paper_dataset and measured != [paper_dataset]:
+        notes.append(f"Measured on {', '.join(measured)} instead of the paper's {paper_dataset}: "
+                     "compare trends (relative changes), not absolute accuracies.")
+    if profile != "paper":
+        notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
+                     "see the sweep file.")
+    notes += result.notes
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / artifact.id
+    title = f"{artifact.paper.capitalize()} {artifact.kind} {artifact.number}: {artifact.title}"
+    if isinstance(result, Table):
+        frame = result.frame
+        paths = [stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")]
+        body = frame.to_markdown(index=False)
+        paths[0].write_text(f"# {title}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+        frame.to_csv(paths[1], index=False)
+        paths[2].write_text(frame.to_latex(index=False, caption=title, label=f"tab:{artifact.id}"))
+        return paths
+    import matplotlib.pyplot as plt
+
+    fig = result.figure
+    fig.suptitle(title, fontsize=9)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".md")]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    paths[2].write_text(f"# {title}\n\n![{artifact.id}]({paths[0].name})\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    return paths

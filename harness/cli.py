@@ -1,0 +1,256 @@
+"""The ``harness`` command: models, profile, list, run, report, reproduce, sampling, ui."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import ConfigError, DatasetNotFound
+
+
+def _models(args) -> int:
+    from . import models
+
+    rows = [models.describe(n) for n in models.names()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+            print(f"{r['name']:<14} {r['summary']}\n{'':<14} options: {opts}")
+    return 0
+
+
+def _profile(args) -> int:
+    import yaml
+
+    from . import measure
+
+    options = {}
+    for text in args.set or []:
+        if "=" not in text:
+            raise ConfigError("--set", text, "key=value, e.g. width=0.5")
+        key, raw = text.split("=", 1)
+        options[key.strip()] = yaml.safe_load(raw)
+    shape = measure.parse_input(args.input) if args.input else None
+    result = measure.profile_model(args.model, options, shape, by_layer=args.by_layer)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.model} at {result['input']}: params={result['params']:,} macs={result['macs']:,} "
+          f"flops={result['flops']:,}  (flops = 2 x macs; conv and linear layers)")
+    for layer in result.get("layers", []):
+        print(f"  {layer['name']:<40} {layer['type']:<14} params={layer['params']:>10,} macs={layer['macs']:>14,}")
+    return 0
+
+
+def _list(args) -> int:
+    from . import catalog
+    from .analysis import count_runs
+
+    rows = []
+    counts: dict = {}
+    for sweep in catalog.all_sweeps().values():
+        n = count_runs(sweep.name, args.tracking_uri)
+        counts[sweep.name] = n
+        for a in sweep.artifacts:
+            rows.append({"id": a.id, "paper": a.paper, "kind": a.kind, "number": a.number, "title": a.title,
+                         "sweep": str(sweep.path.relative_to(sweep.path.parents[1])), "runs": n})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['id']:<22} {r['paper']:<8} {r['kind']:<6} {r['number']:<5} runs={r['runs']:<4} {r['title']}")
+    return 0
+
+
+def _sets(args) -> list[str]:
+    return list(args.set or [])
+
+
+def _run_sweep(args):
+    from . import catalog
+    from .sweep import run_sweep
+
+    sweep, artifacts = catalog.resolve(args.target)
+    cells = sweep.cells(args.profile, dataset=args.dataset, sets=_sets(args))
+    print(f"sweep {sweep.name} ({sweep.path}), profile {args.profile}: {len(cells)} trials"
+          + (f", dataset {args.dataset} instead of the paper's" if args.dataset else ""), flush=True)
+    summary = run_sweep(sweep, args.profile, cells, address=args.address, cpus_per_trial=args.cpus_per_trial,
+                        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
+                        tracking_uri=args.tracking_uri, verbose=0 if args.quiet else 1)
+    print(f"\nsummary of {len(summary.trials)} trials ({summary.wall_time_s:.0f} s), "
+          f"MLflow experiment {summary.experiment!r} at {summary.tracking_uri}:")
+    for t in sorted(summary.trials, key=lambda t: t.name):
+        m = "  ".join(f"{k}={v:.2f}" for k, v in t.metrics.items())
+        print(f"  {t.status:<9} {t.name:<24} epochs={t.epochs:<4} {m} {t.error}")
+    if summary.failed:
+        print(f"{len(summary.failed)} trial(s) failed; their MLflow runs are FAILED with the reason.")
+    return sweep, artifacts, summary
+
+
+def _run(args) -> int:
+    _, _, summary = _run_sweep(args)
+    _print_ui_hint(summary.tracking_uri)
+    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
+
+
+def _report(args, sweep=None, artifacts=None) -> int:
+    from analysis.report import render
+
+    from . import catalog
+
+    targets = []
+    if artifacts is not None:
+        targets = list(sweep.artifacts)  # a reproduction renders everything its runs feed
+    else:
+        ids = args.artifacts or list(catalog.all_artifacts())
+        for target in ids:
+            targets.extend(catalog.resolve(target)[1])
+    out = Path(args.out)
+    written = []
+    for a in targets:
+        paths = render(a, out, tracking_uri=args.tracking_uri, profile=getattr(args, "report_profile", None))
+        written.extend(paths)
+        for p in paths:
+            print(f"wrote {p}")
+    if not written:
+        print("nothing rendered: no recorded runs for these artifacts (run `harness run` first)")
+    return 0
+
+
+def _reproduce(args) -> int:
+    sweep, artifacts, summary = _run_sweep(args)
+    args.report_profile = args.profile
+    _report(args, sweep, artifacts)
+    _print_ui_hint(summary.tracking_uri)
+    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
+
+
+def _numbers(key: str, text: str) -> list[float]:
+    try:
+        return [float(Fraction(t.strip())) for t in text.split(",")]
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(key, text, "comma-separated numbers, e.g. 0.8,1.0,0.8 (fractions such as 1/3 allowed)") from None
+
+
+def _sampling(args) -> int:
+    from .methods import sampling
+
+    alpha = _numbers("--alpha", args.alpha)
+    gamma = _numbers("--gamma", args.gamma) if args.gamma else [1.0, 0.0, 0.0]
+    if len(alpha) not in (1, 3):
+        raise ConfigError("--alpha", args.alpha, "one ratio (flat) or three: alpha_1,alpha_21,alpha_3")
+    plan = sampling.plan(args.epochs, alpha, gamma, args.se, args.internal, args.batch, args.samples).to_dict()
+    plan["rounding"] = ("N_1 = round(gamma_1 N), N_3 = round(gamma_3 N) with halves up, N_2 = N - N_1 - N_3; "
+                        "batches per epoch floor(alpha M), M = ceil(D / B)")
+    if args.json:
+        print(json.dumps(plan))
+        return 0
+    print(f"ratios per epoch ({args.epochs}): {', '.join(f'{r:g}' for r in plan['ratios'])}")
+    print(f"stage epochs N1, N2, N3: {plan['stage_epochs']}")
+    print(f"time_ratio (Corollary 2): {plan['time_ratio']:.4f}")
+    print(f"miss_probability (Theorems 1/3): {plan['miss_probability']:.4e}")
+    if plan["theorem4"]:
+        t4 = plan["theorem4"]
+        print(f"Theorem 4: M={t4['M']}, batches={t4['batches_total']}, T_B/T={t4['time_ratio']:.4f} "
+              f"(bounds {t4['time_ratio_bounds'][0]:.4f}..{t4['time_ratio_bounds'][1]:.4f})")
+    print(plan["rounding"])
+    return 0
+
+
+def _print_ui_hint(uri: str) -> None:
+    print(f"\nOpen the MLflow UI:  harness ui --tracking-uri {uri}   (or: mlflow ui --backend-store-uri {uri})")
+
+
+def _ui(args) -> int:
+    from . import tracking
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+           "--port", str(args.port)]
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}", flush=True)
+    os.execv(sys.executable, cmd)
+    return 0
+
+
+def _add_tracking(p):
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+
+
+def _add_run_args(p):
+    p.add_argument("target", metavar="ARTIFACT|SWEEP_FILE")
+    p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"])
+    p.add_argument("--dataset", default=None, help="run on another dataset (the report says so)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: in-process Ray on this machine)")
+    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--gpus-per-trial", type=float, default=0)
+    p.add_argument("--max-concurrent", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no Tune progress table")
+    _add_tracking(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("models", help="list registered models and their options")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_models)
+    p = sub.add_parser("profile", help="params, macs, flops of a model")
+    p.add_argument("model")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--input", default=None, metavar="CxHxW")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--by-layer", action="store_true")
+    p.set_defaults(fn=_profile)
+    p = sub.add_parser("list", help="the catalog of paper artifacts")
+    p.add_argument("--json", action="store_true")
+    _add_tracking(p)
+    p.set_defaults(fn=_list)
+    p = sub.add_parser("run", help="run an artifact's sweep with Ray Tune")
+    _add_run_args(p)
+    p.set_defaults(fn=_run)
+    p = sub.add_parser("report", help="render artifacts from the recorded runs")
+    p.add_argument("artifacts", nargs="*", metavar="ARTIFACT")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--profile", dest="report_profile", default=None, choices=["paper", "quick", "smoke"])
+    _add_tracking(p)
+    p.set_defaults(fn=_report)
+    p = sub.add_parser("reproduce", help="run an artifact's sweep, then report")
+    _add_run_args(p)
+    p.add_argument("--out", default="reports")
+    p.set_defaults(fn=_reproduce)
+    p = sub.add_parser("sampling", help="plan reduced random sampling (Jiang Sec. 3.2)")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--alpha", required=True, help="a (flat) or a1,a21,a3 (three-stage)")
+    p.add_argument("--gamma", default=None, help="g1,g2,g3 summing to 1 (fractions such as 1/3 allowed)")
+    p.add_argument("--se", type=float, default=1.0)
+    p.add_argument("--internal", type=int, default=4)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--samples", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_sampling)
+    p = sub.add_parser("ui", help="serve the MLflow UI for the store on 127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    _add_tracking(p)
+    p.set_defaults(fn=_ui)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ConfigError, DatasetNotFound) as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

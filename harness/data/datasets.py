@@ -1,0 +1,398 @@
+"""Dataset readers: ``load(name)`` -> ``Splits`` of uint8 image tensors with train / val / test.
+
+Each dataset is read from its standard on-disk format with torchvision's own readers (CIFAR
+pickle batches, MNIST idx files, Oxford-IIIT Pet, ImageFolder trees) or sklearn (digits), and
+comes back whole as one uint8 ``(N, C, H, W)`` tensor per split, ready for ``DeviceLoader``.
+Images that are not one fixed size (pet, imagenet) are resized and center-cropped on load, so
+the resident format is meant for those datasets' subsets that fit in memory.
+
+Where a dataset is looked for (``search_paths``): the ``data_root`` argument, ``$HARNESS_DATA``,
+``~/.cache/harness``, then ``/usr/share/datasets/<name>`` and ``/usr/share/datasets/<name-with-dashes>``
+(Debian's ``dataset-*`` packages). Under each root the folder torchvision uses is accepted
+(``cifar-10-batches-py``, ``MNIST/raw``, ...) as well as ``<root>/<name>``; files lying directly in
+a root only count for the per-dataset system roots, because a shared root with MNIST and
+Fashion-MNIST idx files side by side could not tell them apart.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import math
+import numbers
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torchvision.datasets.mnist import read_image_file, read_label_file
+from torchvision.transforms import v2
+
+from ..errors import ConfigError, DatasetNotFound
+from ..registry import DATASETS
+
+SYSTEM_DATASETS = Path("/usr/share/datasets")  # where Debian's dataset-* packages install
+TEST_SUBSET_SEED = 0  # the test subset is the same for every split_seed, so test numbers compare
+DIGITS_TEST_FRACTION, DIGITS_TEST_SEED = 0.2, 0  # digits has no official split: a fixed one
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    channels: int
+    image_size: tuple[int, int]  # (height, width) in pixels
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]  # per channel, on the [0, 1] scale
+    crop_padding: int  # pad-and-crop augmentation default in pixels per side; 0 = none
+    flip: bool  # horizontal-flip augmentation default
+    source: str  # folder (or file) the data was read from
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors elementwise has no single truth value
+class Split:
+    images: torch.Tensor  # uint8, (N, C, H, W), contiguous
+    labels: torch.Tensor  # int64, (N,)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(f"labels must be int64 (N,), got {self.labels.dtype} {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    info: DatasetInfo
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One official split before hold-out and subsetting; images are decoded only for kept indices."""
+
+    labels: torch.Tensor  # int64 (N,)
+    take: Callable[[torch.Tensor], torch.Tensor]  # sorted int64 indices -> uint8 (n, C, H, W)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    folders: tuple[str, ...]  # torchvision's folder(s) under a root
+    files: tuple[str, ...]  # must exist in the dataset folder; "x/" is a folder; idx files may end in .gz
+    get: str  # how to obtain it, for the not-found message
+    download: Callable[[Path], None] | None = None  # fetch into a root with torchvision, md5-checked
+    flat: bool = True  # files may lie directly in <root>/<name> (or in the dataset's own system root)
+    bundled: Path | None = None  # ships with a Python package: the only place searched
+
+
+def _register(name: str, **layout):
+    return DATASETS.register(name, layout=_Layout(**layout))
+
+
+def dataset_names() -> list[str]:
+    return DATASETS.names()
+
+
+def _roots(name: str, data_root: str | None) -> list[tuple[Path, bool]]:
+    """(root, is the root this dataset's own folder) in search order, without duplicates."""
+    layout: _Layout = DATASETS.meta(name)["layout"]
+    if layout.bundled is not None:
+        return [(layout.bundled, True)]
+    generic = [Path(p).expanduser() for p in (data_root, os.environ.get("HARNESS_DATA")) if p]
+    generic.append(Path.home() / ".cache" / "harness")
+    own = [SYSTEM_DATASETS / name, SYSTEM_DATASETS / name.replace("_", "-")]
+    roots, seen = [], set()
+    for path, is_own in [(p, False) for p in generic] + [(p, True) for p in own]:
+        if path not in seen:
+            seen.add(path)
+            roots.append((path, is_own))
+    return roots
+
+
+def search_paths(name: str, data_root: str | None = None) -> list[Path]:
+    """The roots searched for ``name``, in order; ``--download`` saves into the first."""
+    return [root for root, _ in _roots(name, data_root)]
+
+
+def _candidates(name: str, data_root: str | None) -> list[Path]:
+    layout: _Layout = DATASETS.meta(name)["layout"]
+    dirs = []
+    for root, is_own in _roots(name, data_root):
+        bases = [root] if is_own else [root, root / name, root / name.replace("_", "-")]
+        dirs += [base / f for base in bases for f in layout.folders]
+        if layout.flat:
+            dirs += bases if is_own else bases[1:]
+    return list(dict.fromkeys(dirs))
+
+
+def _present(folder: Path, entry: str) -> bool:
+    if entry.endswith("/"):
+        return (folder / entry).is_dir()
+    return (folder / entry).is_file() or ("idx" in entry and (folder / (entry + ".gz")).is_file())
+
+
+def _locate(name: str, data_root: str | None, download: bool) -> Path:
+    layout: _Layout = DATASETS.meta(name)["layout"]
+    candidates = _candidates(name, data_root)
+    for attempt in range(2):
+        for folder in candidates:
+            if all(_present(folder, entry) for entry in layout.files):
+                return folder
+        if not (download and layout.download and attempt == 0):
+            break
+        layout.download(search_paths(name, data_root)[0])
+    first = search_paths(name, data_root)[0]
+    how = layout.get.format(root=first)
+    if layout.download and layout.bundled is None:
+        how = f"run with --download (needs internet; saves under {first}), or {how}"
+    raise DatasetNotFound(
+        f"dataset {name!r} not found: looked for {', '.join(layout.files)} in\n  "
+        + "\n  ".join(str(c) for c in candidates)
+        + f"\nTo get it: {how}."
+    )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_args(val_size, image_size, train_subset, test_subset) -> None:
+    valid_fraction = isinstance(val_size, float) and 0 <= val_size < 1
+    if not (valid_fraction or (_is_int(val_size) and val_size >= 0)):
+        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
+    for key, value in (("image_size", image_size), ("train_subset", train_subset), ("test_subset", test_subset)):
+        if value is not None and not (_is_int(value) and value >= 1):
+            raise ConfigError(key, value, "a positive int or None")
+
+
+def _seeded_perm(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def load(name: str, data_root: str | None = None, download: bool = False,
+         val_size: int | float = 0.1, split_seed: int = 0, image_size: int | None = None,
+         train_subset: int | None = None, test_subset: int | None = None) -> Splits:
+    """Read dataset ``name`` into memory as train / val / test uint8 splits.
+
+    test is the official test split (digits: a fixed seeded 20 %). val is ``val_size`` samples
+    (int) or that fraction (float) of the official training split, chosen by a permutation
+    seeded with ``split_seed`` and disjoint from train. ``train_subset`` keeps that many of the
+    remaining training samples (same permutation), ``test_subset`` a fixed seeded subset of test;
+    a subset larger than the split keeps it whole. ``image_size`` resizes to a square (default:
+    the native size, 224 for pet and imagenet). Indices are kept in their on-disk order.
+    """
+    reader = DATASETS.get(name)
+    _check_args(val_size, image_size, train_subset, test_subset)
+    folder = _locate(name, data_root, download)
+    train_src, test_src, info = reader(folder, image_size)
+
+    n_train = len(train_src.labels)
+    n_val = int(val_size) if _is_int(val_size) else int(round(val_size * n_train))
+    if n_val >= n_train:
+        raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
+    perm = _seeded_perm(n_train, split_seed)
+    val_idx = perm[:n_val].sort().values
+    train_idx = perm[n_val:][:train_subset].sort().values
+    test_idx = torch.arange(len(test_src.labels))
+    if test_subset is not None:
+        test_idx = _seeded_perm(len(test_idx), TEST_SUBSET_SEED)[:test_subset].sort().values
+
+    def split(src: _Source, idx: torch.Tensor) -> Split:
+        return Split(src.take(idx).contiguous(), src.labels[idx].clone())
+
+    return Splits(split(train_src, train_idx), split(train_src, val_idx), split(test_src, test_idx), info)
+
+
+# ---- readers: folder, image_size -> (train source, test source, info) ----
+
+def _array_source(images: torch.Tensor, labels: torch.Tensor, image_size: int | None) -> _Source:
+    def take(idx: torch.Tensor) -> torch.Tensor:
+        out = images[idx]
+        if image_size is not None and tuple(out.shape[-2:]) != (image_size, image_size):
+            out = v2.functional.resize(out, [image_size, image_size], antialias=True)
+        return out
+
+    return _Source(labels.long(), take)
+
+
+def _resize_crop(image_size: int) -> v2.Compose:
+    """Shorter side to ``image_size``, then the central square: PIL image -> uint8 (3, S, S)."""
+    return v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.PILToTensor()])
+
+
+def _decoded_source(dataset, labels: list[int], image_size: int) -> _Source:
+    """``dataset`` (built with ``_resize_crop``) is decoded only at the kept indices."""
+
+    def take(idx: torch.Tensor) -> torch.Tensor:
+        if len(idx) == 0:
+            return torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
+        # PIL releases the GIL while decoding, so threads scale with cores here.
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+            return torch.stack(list(pool.map(lambda i: dataset[i][0], idx.tolist())))
+
+    return _Source(torch.tensor(labels, dtype=torch.int64), take)
+
+
+class _CIFAR10Files(torchvision.datasets.CIFAR10):
+    # torchvision checks every file's md5 before reading, which rejects any other copy of the
+    # format (e.g. a subset, or a test fixture). Here presence is checked only: md5=None makes
+    # check_integrity test that the file exists. Downloads use the stock class, which checks md5.
+    # base_folder="" reads the files from ``root`` itself, wherever the folder is.
+    base_folder = ""
+    train_list = [[f, None] for f, _ in torchvision.datasets.CIFAR10.train_list]
+    test_list = [[f, None] for f, _ in torchvision.datasets.CIFAR10.test_list]
+    meta = {**torchvision.datasets.CIFAR10.meta, "md5": None}
+
+
+class _CIFAR100Files(torchvision.datasets.CIFAR100):
+    base_folder = ""  # see _CIFAR10Files
+    train_list = [[f, None] for f, _ in torchvision.datasets.CIFAR100.train_list]
+    test_list = [[f, None] for f, _ in torchvision.datasets.CIFAR100.test_list]
+    meta = {**torchvision.datasets.CIFAR100.meta, "md5": None}
+
+
+def _cifar(cls, folder: Path, image_size, num_classes, mean, std, name):
+    sources = []
+    for train in (True, False):
+        ds = cls(str(folder), train=train)
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW
+        sources.append(_array_source(images, torch.tensor(ds.targets), image_size))
+    size = image_size or 32
+    info = DatasetInfo(name, 3, (size, size), num_classes, mean, std, 4, True, str(folder))
+    return sources[0], sources[1], info
+
+
+_CIFAR_FILES = tuple(f for f, _ in _CIFAR10Files.train_list + _CIFAR10Files.test_list) + ("batches.meta",)
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
+
+
+@_register("cifar10", folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
+           get="extract cifar-10-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-10-batches-py",
+           download=lambda root: torchvision.datasets.CIFAR10(str(root), download=True))
+def _cifar10(folder: Path, image_size: int | None):
+    return _cifar(_CIFAR10Files, folder, image_size, 10,
+                  (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar10")
+
+
+@_register("cifar100", folders=("cifar-100-python",), files=("train", "test", "meta"),
+           get="extract cifar-100-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-100-python",
+           download=lambda root: torchvision.datasets.CIFAR100(str(root), download=True))
+def _cifar100(folder: Path, image_size: int | None):
+    return _cifar(_CIFAR100Files, folder, image_size, 100,
+                  (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar100")
+
+
+def _read_idx(folder: Path, stem: str, reader) -> torch.Tensor:
+    path = folder / stem
+    if path.is_file():
+        return reader(str(path))
+    # torchvision's idx reader opens a plain path only, so a .gz is decompressed to a temp file.
+    with gzip.open(folder / (stem + ".gz"), "rb") as src, tempfile.NamedTemporaryFile() as dst:
+        shutil.copyfileobj(src, dst)
+        dst.flush()
+        return reader(dst.name)
+
+
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _idx(folder: Path, image_size, mean, std, name):
+    sources = []
+    for part in ("train", "t10k"):
+        images = _read_idx(folder, f"{part}-images-idx3-ubyte", read_image_file).unsqueeze(1)
+        labels = _read_idx(folder, f"{part}-labels-idx1-ubyte", read_label_file)
+        sources.append(_array_source(images.contiguous(), labels, image_size))
+    size = image_size or 28
+    info = DatasetInfo(name, 1, (size, size), 10, mean, std, 0, False, str(folder))
+    return sources[0], sources[1], info
+
+
+@_register("mnist", folders=("MNIST/raw",), files=_IDX_FILES,
+           get="put the four idx files (gzipped or not) from https://yann.lecun.com/exdb/mnist/ in {root}/mnist",
+           download=lambda root: torchvision.datasets.MNIST(str(root), download=True))
+def _mnist(folder: Path, image_size: int | None):
+    return _idx(folder, image_size, (0.1307,), (0.3081,), "mnist")
+
+
+@_register("fashion_mnist", folders=("FashionMNIST/raw",), files=_IDX_FILES,
+           get="`apt-get install dataset-fashion-mnist` (installs " + str(SYSTEM_DATASETS / "fashion-mnist")
+           + "), or put the four idx files (gzipped or not) from"
+           " https://github.com/zalandoresearch/fashion-mnist in {root}/fashion_mnist",
+           download=lambda root: torchvision.datasets.FashionMNIST(str(root), download=True))
+def _fashion_mnist(folder: Path, image_size: int | None):
+    return _idx(folder, image_size, (0.2860,), (0.3530,), "fashion_mnist")
+
+
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _download_pet(root: Path) -> None:
+    for split in ("trainval", "test"):
+        torchvision.datasets.OxfordIIITPet(str(root), split=split, download=True)
+
+
+@_register("oxford_pet", folders=("oxford-iiit-pet",),
+           files=("images/", "annotations/trainval.txt", "annotations/test.txt"),
+           get="extract images.tar.gz and annotations.tar.gz from"
+           " https://www.robots.ox.ac.uk/~vgg/data/pets/ into {root}/oxford-iiit-pet",
+           download=_download_pet, flat=False)  # torchvision's reader reads <parent>/oxford-iiit-pet only
+def _oxford_pet(folder: Path, image_size: int | None):
+    size = image_size or 224
+    sources = []
+    for split in ("trainval", "test"):
+        ds = torchvision.datasets.OxfordIIITPet(str(folder.parent), split=split, transform=_resize_crop(size))
+        # _labels is the parsed annotation list; reading it avoids decoding every image for its label.
+        sources.append(_decoded_source(ds, ds._labels, size))
+    info = DatasetInfo("oxford_pet", 3, (size, size), 37, _IMAGENET_MEAN, _IMAGENET_STD, 0, True, str(folder))
+    return sources[0], sources[1], info
+
+
+@_register("imagenet", folders=(), files=("train/", "val/"),
+           get="ImageNet cannot be downloaded automatically: put train/<class>/*.JPEG and val/<class>/*.JPEG"
+           " (val sorted into class folders) in {root}/imagenet")
+def _imagenet(folder: Path, image_size: int | None):
+    size = image_size or 224
+    train = torchvision.datasets.ImageFolder(str(folder / "train"), transform=_resize_crop(size))
+    val = torchvision.datasets.ImageFolder(str(folder / "val"), transform=_resize_crop(size))
+    unknown = sorted(set(val.classes) - set(train.classes))
+    if unknown:
+        raise DatasetNotFound(f"{folder / 'val'} has classes missing from train/: {', '.join(unknown[:5])}")
+    # Each ImageFolder numbers only its own class folders; val labels follow train's numbering.
+    val_labels = [train.class_to_idx[val.classes[t]] for t in val.targets]
+    info = DatasetInfo("imagenet", 3, (size, size), len(train.classes), _IMAGENET_MEAN, _IMAGENET_STD,
+                       0, True, str(folder))
+    return _decoded_source(train, train.targets, size), _decoded_source(val, val_labels, size), info
+
+
+def _sklearn_data() -> Path:
+    # find_spec locates the package without importing it (importing sklearn costs about a second).
+    return Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data"
+
+
+@_register("digits", folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
+           get="it ships with scikit-learn: reinstall scikit-learn")
+def _digits(folder: Path, image_size: int | None):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixel values are counts 0..16 (of 4x4 blocks set in a 32x32 bitmap); scale to 0..255.
+    images = (torch.from_numpy(digits.images).float() * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
+    labels = torch.from_numpy(digits.target).long()
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(DIGITS_TEST_SEED))
+    n_test = math.ceil(DIGITS_TEST_FRACTION * len(labels))  # ceil, as sklearn's train_test_split
+    test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
+    train_pixels = images[train_idx].float() / 255  # statistics of the fixed training part only
+    size = image_size or 8
+    info = DatasetInfo("digits", 1, (size, size), 10, (train_pixels.mean().item(),), (train_pixels.std().item(),),
+                       0, False, str(folder / "digits.csv.gz"))
+    return (_array_source(images[train_idx].contiguous(), labels[train_idx], image_size),
+            _array_source(images[test_idx].contiguous(), labels[test_idx], image_size), info)

@@ -1,0 +1,51 @@
+"""Model zoo: ``build(name, **options)`` returns an ``nn.Module`` from the MODELS registry.
+
+Every builder takes ``num_classes``, ``in_channels`` and ``image_size`` (so a dataset can adapt
+any model to its images) plus its own options, all with defaults. ``describe(name)`` lists them.
+Importing this package imports every family module, which registers its models.
+"""
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import MODELS
+from . import mobilenet, resnet_cifar, small_cnn  # noqa: F401  (importing registers the models)
+
+DATASET_OPTIONS = ("num_classes", "in_channels", "image_size")
+
+
+def names() -> list[str]:
+    return MODELS.names()
+
+
+def _signature(name: str) -> inspect.Signature:
+    return inspect.signature(MODELS.get(name))
+
+
+def describe(name: str) -> dict:
+    """{"name", "family", "summary": first docstring line, "options": {option: default}}."""
+    builder = MODELS.get(name)
+    doc = inspect.getdoc(builder) or ""
+    return {
+        "name": name,
+        "family": MODELS.meta(name).get("family"),
+        "summary": doc.splitlines()[0] if doc else "",
+        "options": {key: param.default for key, param in _signature(name).parameters.items()},
+    }
+
+
+def build(name: str, **options) -> nn.Module:
+    """Build a registered model; unknown names and options raise ConfigError."""
+    valid = list(_signature(name).parameters)
+    for option, value in options.items():
+        if option not in valid:
+            raise ConfigError(f"model.{option}", value, "one of " + ", ".join(valid))
+    for option in DATASET_OPTIONS:
+        value = options.get(option)
+        if option in options and not (isinstance(value, int) and not isinstance(value, bool)
+                                      and value > 0):
+            raise ConfigError(f"model.{option}", value, "a positive integer")
+    return MODELS.get(name)(**options)

@@ -1,0 +1,44 @@
+"""MobileNetV2 (Sandler et al. 2018): torchvision's module, adapted to the dataset's input.
+
+The body is ``torchvision.models.mobilenet_v2(num_classes=..., width_mult=width)`` unchanged
+except for two strides. For small inputs (``small_input``, by default when image_size <= 64) the
+common CIFAR adaptation is applied: the stem conv gets stride 1 and so does the first inverted
+residual of the second bottleneck group (``features[2]``, 16->24 channels), so a 32x32 image
+reaches the last conv at 4x4 instead of 1x1. Downsampling is then 8x instead of 32x.
+The stem conv is also replaced when ``in_channels`` is not 3.
+"""
+from __future__ import annotations
+
+import torchvision
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import MODELS
+
+SMALL_INPUT_MAX_SIZE = 64  # images up to this side count as "small" (CIFAR, SVHN, MNIST, ...)
+
+
+@MODELS.register("mobilenetv2", family="mobilenet")
+def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
+                width: float = 1.0, small_input: bool | None = None) -> nn.Module:
+    """MobileNetV2 from torchvision; stem and features[2] strides 1 for small inputs."""
+    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
+        raise ConfigError("model.width", width, "a number > 0 (torchvision's width_mult)")
+    if small_input is None:
+        small_input = image_size <= SMALL_INPUT_MAX_SIZE
+    elif not isinstance(small_input, bool):
+        raise ConfigError("model.small_input", small_input, "true, false or null (automatic)")
+
+    model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=float(width))
+    stem = model.features[0][0]
+    if small_input or in_channels != stem.in_channels:
+        new_stem = nn.Conv2d(in_channels, stem.out_channels, 3, stride=1 if small_input else 2,
+                             padding=1, bias=False)
+        # Same init torchvision gives its convs.
+        nn.init.kaiming_normal_(new_stem.weight, mode="fan_out")
+        model.features[0][0] = new_stem
+    if small_input:
+        second_group = model.features[2]
+        second_group.conv[1][0].stride = (1, 1)  # the depthwise conv carries the block's stride
+        second_group.stride = 1
+    return model

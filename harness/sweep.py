@@ -1,0 +1,132 @@
+"""Run a sweep's cells as Ray Tune trials, each logging its own MLflow run; return a summary.
+
+Ray runs in-process on this machine by default (``ray.init`` with the machine's CPUs), or joins a
+cluster given ``address``. Every cell is checked and the tracking store reached before Ray starts.
+A trial that raises is recorded FAILED (with its reason) in MLflow and by Tune; the sweep goes on.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import tracking
+from .catalog import Cell, Sweep
+from .errors import ConfigError
+
+
+@dataclass
+class TrialSummary:
+    name: str
+    row: str
+    seed: int
+    status: str  # FINISHED | FAILED
+    epochs: int = 0
+    metrics: dict = field(default_factory=dict)
+    error: str = ""
+    run_id: str = ""
+
+
+@dataclass
+class SweepSummary:
+    sweep: str
+    profile: str
+    experiment: str
+    tracking_uri: str
+    trials: list
+    wall_time_s: float
+
+    @property
+    def failed(self) -> list:
+        return [t for t in self.trials if t.status != "FINISHED"]
+
+
+def _trial(param: dict) -> None:
+    """The Tune function trainable: one cell, one MLflow run, one report per epoch."""
+    from ray import tune
+
+    from .config import RunConfig
+    from .train import Trainer
+
+    cell, ctx = param["cell"], param["ctx"]
+    trial_id = tune.get_context().get_trial_id()
+    cfg = RunConfig.from_dict(cell["config"])
+    tags = {**ctx["tags"], "row": cell["row"], "config_digest": cell["digest"], "trial_id": trial_id,
+            "dataset": cfg.data.dataset, "seed": cfg.train.seed}
+    run = tracking.TrialRun(ctx["tracking_uri"], ctx["experiment_id"], cell["name"], cell["config"], tags)
+    try:
+        trainer = Trainer(cfg, threads=ctx["threads"])
+        counts = trainer.counts_summary()
+
+        def on_epoch(epoch: int, metrics: dict, _trainer) -> None:
+            run.log_epoch(epoch, metrics)
+            tune.report({**metrics, **counts, "epoch": epoch, "mlflow_run_id": run.run_id})
+
+        results = trainer.run(on_epoch)
+        run.log_final(results)
+    except (KeyboardInterrupt, SystemExit):
+        run.finish("KILLED", "interrupted")
+        raise
+    except BaseException as e:
+        run.finish("FAILED", f"{type(e).__name__}: {e}")
+        raise
+    run.finish("FINISHED")
+
+
+def init_ray(address: Optional[str]) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs = dict(include_dashboard=False, configure_logging=False, log_to_driver=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+
+
+def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optional[str] = None,
+              cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_concurrent: Optional[int] = None,
+              tracking_uri: Optional[str] = None, verbose: int = 1) -> SweepSummary:
+    """Launch every cell as a trial and wait for all of them."""
+    from ray import tune
+
+    if cpus_per_trial <= 0:
+        raise ConfigError("--cpus-per-trial", cpus_per_trial, "a number > 0")
+    if gpus_per_trial < 0:
+        raise ConfigError("--gpus-per-trial", gpus_per_trial, "a number >= 0")
+    if max_concurrent is not None and max_concurrent <= 0:
+        raise ConfigError("--max-concurrent", max_concurrent, "an integer > 0")
+    uri = tracking.resolve_uri(tracking_uri)
+    tracking.check_reachable(uri)
+    experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
+    ctx = {"tracking_uri": uri, "experiment_id": experiment_id, "threads": max(1, int(cpus_per_trial)),
+           "tags": {"sweep": sweep.name, "paper": sweep.paper, "profile": profile,
+                    "artifact": ",".join(a.id for a in sweep.artifacts), "git_sha": tracking.git_sha()}}
+    payload = [{"row": c.row, "name": c.name, "config": c.config, "digest": c.digest} for c in cells]
+    init_ray(address)
+    start = time.perf_counter()
+    tuner = tune.Tuner(
+        tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+        param_space={"cell": tune.grid_search(payload), "ctx": ctx},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                    trial_name_creator=lambda t: t.config["cell"]["name"],
+                                    trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['cell']['name']}"),
+        run_config=tune.RunConfig(name=f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=os.environ.get("HARNESS_RAY_RESULTS"), verbose=verbose),
+    )
+    grid = tuner.fit()
+    trials = []
+    for result in grid:
+        cell = result.config["cell"]
+        m = result.metrics or {}
+        trials.append(TrialSummary(
+            name=cell["name"], row=cell["row"], seed=cell["config"]["train"]["seed"],
+            status="FAILED" if result.error else "FINISHED", epochs=int(m.get("epoch", 0)),
+            metrics={k: m[k] for k in ("val_acc", "test_acc", "test_acc5", "train_time_s") if k in m},
+            error=f"{type(result.error).__name__}: {result.error}".splitlines()[0] if result.error else "",
+            run_id=str(m.get("mlflow_run_id", ""))))
+    return SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri,
+                        trials=trials, wall_time_s=time.perf_counter() - start)

@@ -1,0 +1,228 @@
+"""train(cfg) -> results: one trial, from a RunConfig to per-epoch metrics and final counts.
+
+Per epoch it reports (accuracies in percent, top-1 unless named):
+  train_loss, train_acc   mean over the batches trained this epoch (augmented, train mode)
+  val_acc                 on the held-out validation split (the one to select on)
+  test_acc, test_acc5     on the test split, reported only, never selected on
+  epoch_time_s            wall time of the epoch's training loop: taking each batch from the
+                          device-resident split and augmenting it, forward, backward and optimizer
+                          step, ended by a device synchronize; evaluation, logging and
+                          checkpointing are outside it (they are timed as eval_time_s)
+  images_per_s            images trained this epoch / epoch_time_s
+  samples_seen            images trained so far, all epochs
+  train_time_s            sum of epoch_time_s so far (the papers' "training time")
+  lr, batch_size          used in this epoch; sampling_ratio, batches: the sampler's choice
+At the end: params, macs, flops (= 2 x macs) of the model at the dataset's input size.
+Nothing here prints or talks to MLflow: the caller passes ``on_epoch``.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as datasets
+from . import measure, models
+from .config import RunConfig
+from .methods import sampling
+from .registry import SCHEDULES
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the trial stops and is recorded FAILED."""
+
+
+@SCHEDULES.register("multistep")
+def _multistep(optimizer, cfg):
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
+
+
+@SCHEDULES.register("cosine")
+def _cosine(optimizer, cfg):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs - cfg.warmup_epochs)
+
+
+@SCHEDULES.register("constant")
+def _constant(optimizer, cfg):
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def build_scheduler(optimizer, cfg):
+    """The epoch-stepped learning-rate schedule, with torch's LinearLR in front for warm-up."""
+    main = SCHEDULES.get(cfg.schedule)(optimizer, cfg)
+    if cfg.warmup_epochs == 0:
+        return main
+    warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start, end_factor=1.0,
+                                             total_iters=cfg.warmup_epochs)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, main], milestones=[cfg.warmup_epochs])
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but no CUDA device is visible to this trial")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, autocast: bool) -> tuple[float, float]:
+    """(top-1 %, top-5 %) over a loader; nan for an empty split."""
+    if loader is None or loader.num_samples == 0:
+        return math.nan, math.nan
+    model.eval()
+    top1 = top5 = 0
+    for x, y in loader.epoch(0):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
+        k = min(5, logits.shape[1])
+        best = logits.topk(k, dim=1).indices
+        hit = best == y[:, None]
+        top1 += hit[:, 0].sum().item()
+        top5 += hit.any(dim=1).sum().item()
+    return 100.0 * top1 / loader.num_samples, 100.0 * top5 / loader.num_samples
+
+
+@dataclass
+class EpochState:
+    """Everything that continues a run after ``epoch`` (a checkpoint's content)."""
+
+    epoch: int
+    samples_seen: int
+    train_time_s: float
+
+
+class Trainer:
+    """Builds data, model, optimizer and schedule for a RunConfig; ``run`` trains it."""
+
+    def __init__(self, cfg: RunConfig, threads: Optional[int] = None):
+        self.cfg = cfg
+        t, d = cfg.train, cfg.data
+        self.device = resolve_device(t.device)
+        if self.device.type == "cpu" and (t.threads or threads):
+            torch.set_num_threads(t.threads or threads)
+        seed_everything(t.seed)
+        val_size = int(d.val_size) if d.val_size >= 1 else d.val_size
+        self.splits = datasets.load(d.dataset, data_root=d.data_root, download=d.download, val_size=val_size,
+                                    split_seed=d.split_seed, image_size=d.image_size,
+                                    train_subset=d.train_subset, test_subset=d.test_subset)
+        info = self.splits.info
+        self.input_shape = (info.channels, *info.image_size)
+        self.model = models.build(cfg.model.name, num_classes=info.num_classes, in_channels=info.channels,
+                                  image_size=info.image_size[0], **cfg.model.options)
+        self.counts = measure.profile(self.model, self.input_shape)
+        memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=memory_format)
+        self.autocast = t.autocast and self.device.type == "cuda"
+        common = dict(device=self.device, mean=info.mean, std=info.std, channels_last=t.channels_last)
+        self.train_loader = datasets.DeviceLoader(
+            self.splits.train, t.batch_size, shuffle=True, seed=t.seed,
+            crop_padding=info.crop_padding if d.augment else 0, flip=info.flip and d.augment, **common)
+        eval_batch = max(t.batch_size, 512)
+        self.val_loader = datasets.DeviceLoader(self.splits.val, eval_batch, shuffle=False, **common)
+        self.test_loader = datasets.DeviceLoader(self.splits.test, eval_batch, shuffle=False, **common)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=t.lr, momentum=t.momentum,
+                                         weight_decay=t.weight_decay, nesterov=t.nesterov)
+        self.scheduler = build_scheduler(self.optimizer, t)
+        self.ratios = sampling.schedule_from_config(cfg.sampler, t.epochs)
+        self.state = EpochState(epoch=0, samples_seen=0, train_time_s=0.0)
+
+    # -- checkpoints: model, optimizer, schedule, progress and RNG (the data order derives from
+    #    (seed, epoch) inside the loader, so it needs no state of its own)
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "progress": vars(self.state).copy(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.model.load_state_dict(sd["model"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.scheduler.load_state_dict(sd["scheduler"])
+        self.state = EpochState(**sd["progress"])
+        torch.set_rng_state(sd["torch_rng"])
+        if sd["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(sd["cuda_rng"])
+
+    def train_epoch(self, epoch: int) -> dict:
+        t = self.cfg.train
+        ratio = self.ratios[epoch - 1]
+        n_batches = sampling.batches_per_epoch(ratio, len(self.train_loader))
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        _sync(self.device)
+        start = time.perf_counter()
+        for x, y in self.train_loader.epoch(epoch, num_batches=n_batches):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # accumulate on the device: no host sync per step
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += y.shape[0]
+        _sync(self.device)
+        epoch_time_s = time.perf_counter() - start
+        self.scheduler.step()
+        train_loss = loss_sum.item() / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"train_loss is {train_loss} in epoch {epoch} (lr={lr:g})")
+        self.state.epoch = epoch
+        self.state.samples_seen += seen
+        self.state.train_time_s += epoch_time_s
+        return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1),
+                "epoch_time_s": epoch_time_s, "images_per_s": seen / epoch_time_s,
+                "samples_seen": self.state.samples_seen, "train_time_s": self.state.train_time_s,
+                "lr": lr, "batch_size": t.batch_size, "sampling_ratio": ratio, "batches": n_batches}
+
+    def run(self, on_epoch: Callable[[int, dict, "Trainer"], None] | None = None) -> dict:
+        """Train the remaining epochs; ``on_epoch(epoch, metrics, trainer)`` after each."""
+        metrics: dict = {}
+        best_val = -math.inf
+        best = {}
+        for epoch in range(self.state.epoch + 1, self.cfg.train.epochs + 1):
+            metrics = self.train_epoch(epoch)
+            start = time.perf_counter()
+            metrics["val_acc"], _ = evaluate(self.model, self.val_loader, self.device, self.autocast)
+            metrics["test_acc"], metrics["test_acc5"] = evaluate(self.model, self.test_loader, self.device,
+                                                                 self.autocast)
+            metrics["eval_time_s"] = time.perf_counter() - start
+            if not math.isnan(metrics["val_acc"]) and metrics["val_acc"] > best_val:
+                best_val = metrics["val_acc"]
+                best = {"best_val_acc": best_val, "test_acc_at_best_val": metrics["test_acc"], "best_epoch": epoch}
+            if on_epoch is not None:
+                on_epoch(epoch, metrics, self)
+        return {**metrics, **best, **self.counts_summary(),
+                "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+
+    def counts_summary(self) -> dict:
+        return {"params": self.counts["params"], "macs": self.counts["macs"], "flops": self.counts["flops"]}
+
+
+def train(cfg: RunConfig | dict, on_epoch=None, threads: Optional[int] = None) -> dict:
+    """Train one trial and return its final metrics and model counts."""
+    if isinstance(cfg, dict):
+        cfg = RunConfig.from_dict(cfg)
+    return Trainer(cfg, threads=threads).run(on_epoch)
