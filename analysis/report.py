@@ -70,16 +70,22 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     if paper_dataset and measured != [paper_dataset]:
         notes.append(f"Measured on {', '.join(measured)} instead of the paper's {paper_dataset}: "
                      "compare trends (relative changes), not absolute accuracies.")
+    paper_model = (sweep.base.get("model") or {}).get("name")
+    models_used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
+    if paper_model and models_used and models_used != [paper_model]:
+        notes.append(f"Model {', '.join(models_used)} instead of the paper's {paper_model} (this profile's choice).")
     if profile != "paper":
         notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
                      "see the sweep file.")
     notes += result.notes
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / artifact.id
+    def path(ext: str) -> Path:  # not with_suffix: figure ids such as jiang-figure-4.1 contain dots
+        return out / f"{artifact.id}.{ext}"
+
     title = f"{artifact.paper.capitalize()} {artifact.kind} {artifact.number}: {artifact.title}"
     if isinstance(result, Table):
         frame = result.frame
-        paths = [stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")]
+        paths = [path("md"), path("csv"), path("tex")]
         body = frame.to_markdown(index=False)
         paths[0].write_text(f"# {title}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
         frame.to_csv(paths[1], index=False)
@@ -89,7 +95,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
 
     fig = result.figure
     fig.suptitle(title, fontsize=9)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".md")]
+    paths = [path("png"), path("pdf"), path("md")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)

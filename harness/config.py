@@ -204,6 +204,12 @@ def validate(cfg: RunConfig) -> None:
            "auto, cpu, cuda or cuda:N")
     _check("train.threads", t.threads, t.threads is None or t.threads > 0, "a positive integer or null")
     sampling.schedule_from_config(s, t.epochs)  # raises ConfigError on a bad alpha, gamma, se
+    from . import models
+
+    for key in ("num_classes", "in_channels", "image_size"):
+        _check(f"model.options.{key}", cfg.model.options.get(key), key not in cfg.model.options,
+               "unset: the dataset decides it (data.image_size resizes)")
+    models.check_options(cfg.model.name, cfg.model.options)
 
 
 def apply_overrides(d: dict, sets: list[str] | dict) -> dict:

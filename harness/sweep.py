@@ -99,6 +99,11 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
         raise ConfigError("--gpus-per-trial", gpus_per_trial, "a number >= 0")
     if max_concurrent is not None and max_concurrent <= 0:
         raise ConfigError("--max-concurrent", max_concurrent, "an integer > 0")
+    from . import data
+
+    for d in {(c.config["data"]["dataset"], c.config["data"]["data_root"]) for c in cells
+              if not c.config["data"]["download"]}:
+        data.locate(*d)  # DatasetNotFound before Ray starts, naming every place searched
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri)
     experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})

@@ -161,6 +161,12 @@ def _locate(name: str, data_root: str | None, download: bool) -> Path:
     )
 
 
+def locate(name: str, data_root: str | None = None) -> Path:
+    """The folder ``name`` would be read from; DatasetNotFound (listing every place searched) if none."""
+    DATASETS.get(name)
+    return _locate(name, data_root, download=False)
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

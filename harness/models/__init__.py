@@ -37,12 +37,17 @@ def describe(name: str) -> dict:
     }
 
 
-def build(name: str, **options) -> nn.Module:
-    """Build a registered model; unknown names and options raise ConfigError."""
+def check_options(name: str, options: dict) -> None:
+    """Raise ConfigError for an unknown model or option, without building anything."""
     valid = list(_signature(name).parameters)
     for option, value in options.items():
         if option not in valid:
             raise ConfigError(f"model.{option}", value, "one of " + ", ".join(valid))
+
+
+def build(name: str, **options) -> nn.Module:
+    """Build a registered model; unknown names and options raise ConfigError."""
+    check_options(name, options)
     for option in DATASET_OPTIONS:
         value = options.get(option)
         if option in options and not (isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,101 @@
+"""train(): metrics, counts, determinism, samplers' batch counts and schedules on real digits data."""
+import math
+
+import pytest
+import torch
+
+from harness.config import RunConfig
+from harness.train import Trainer, TrainingDiverged, build_scheduler, train
+
+BASE = {"data": {"dataset": "digits", "train_subset": 200, "test_subset": 100, "val_size": 50},
+        "model": {"name": "digits_cnn"}, "train": {"epochs": 3, "batch_size": 32, "milestones": [2], "threads": 1}}
+
+
+def _cfg(**over):
+    d = {k: dict(v) for k, v in BASE.items()}
+    for section, values in over.items():
+        d.setdefault(section, {}).update(values)
+    return RunConfig.from_dict(d)
+
+
+def test_epoch_metrics_and_counts():
+    seen = []
+    results = train(_cfg(), on_epoch=lambda e, m, t: seen.append((e, m)))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    keys = {"train_loss", "train_acc", "val_acc", "test_acc", "test_acc5", "epoch_time_s", "images_per_s",
+            "samples_seen", "lr", "batch_size", "train_time_s", "sampling_ratio", "batches"}
+    assert keys <= set(seen[0][1])
+    # 200 training images, batch 32: 7 batches (the last of 8), every image once per epoch
+    assert [m["samples_seen"] for _, m in seen] == [200, 400, 600]
+    assert [m["batches"] for _, m in seen] == [7, 7, 7]
+    # multistep: 0.1 for epochs 1-2, x0.1 after epoch 2
+    assert [m["lr"] for _, m in seen] == pytest.approx([0.1, 0.1, 0.01])
+    assert results["flops"] == 2 * results["macs"] > 0
+    assert results["params"] == sum(p.numel() for p in Trainer(_cfg()).model.parameters())
+    for _, m in seen:
+        assert 0 <= m["test_acc"] <= m["test_acc5"] <= 100
+        assert m["train_time_s"] >= m["epoch_time_s"] > 0
+
+
+def test_same_seed_same_result_other_seed_differs():
+    a = train(_cfg())
+    b = train(_cfg())
+    c = train(_cfg(train={"seed": 1}))
+    assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
+    assert a["train_loss"] != c["train_loss"]
+
+
+def test_flat_sampler_trains_floor_alpha_m_batches():
+    seen = []
+    train(_cfg(sampler={"name": "flat", "alpha": [0.618]}), on_epoch=lambda e, m, t: seen.append(m))
+    # M = ceil(200/32) = 7; floor(0.618 * 7) = 4 full batches of 32 each epoch
+    assert [m["batches"] for m in seen] == [4, 4, 4]
+    assert seen[-1]["samples_seen"] == 3 * 4 * 32
+    assert seen[-1]["sampling_ratio"] == 0.618
+
+
+def test_three_stage_ratios_reach_the_loop():
+    seen = []
+    cfg = _cfg(train={"epochs": 7, "milestones": []},
+               sampler={"name": "three_stage", "alpha": [1.0, 1.0, 0.5], "gamma": ["1/7", "5/7", "1/7"], "se": 0.5})
+    res = train(cfg, on_epoch=lambda e, m, t: seen.append(m))
+    assert [m["sampling_ratio"] for m in seen] == [1.0, 0.5, 0.5, 0.5, 0.5, 1.0, 0.5]
+    assert [m["batches"] for m in seen] == [7, 3, 3, 3, 3, 7, 3]
+    assert res["predicted_time_ratio"] == pytest.approx(sum([1.0, 0.5, 0.5, 0.5, 0.5, 1.0, 0.5]) / 7)
+
+
+def test_divergence_is_an_error():
+    with pytest.raises(TrainingDiverged, match="train_loss"):
+        train(_cfg(train={"lr": 1e30, "momentum": 0.0}))
+
+
+@pytest.mark.parametrize("schedule,extra,expected", [
+    ("cosine", {}, [0.1, 0.1 * (1 + math.cos(math.pi / 4)) / 2, 0.05, 0.1 * (1 + math.cos(3 * math.pi / 4)) / 2]),
+    ("constant", {}, [0.1] * 4),
+    ("multistep", {"milestones": [1, 3], "lr_decay": 0.5}, [0.1, 0.05, 0.05, 0.025]),
+    # linear warm-up over 2 epochs from 0.5 x lr: 0.05, 0.075, then the full lr
+    ("constant", {"warmup_epochs": 2, "warmup_start": 0.5}, [0.05, 0.075, 0.1, 0.1]),
+])
+def test_schedules_by_hand(schedule, extra, expected):
+    cfg = RunConfig.from_dict({"train": {"epochs": 4, "schedule": schedule, **extra}}).train
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = build_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx(expected)
+
+
+def test_checkpoint_state_resumes_identically():
+    full = train(_cfg())
+    t = Trainer(_cfg())
+    t.train_epoch(1)
+    state = t.state_dict()
+    resumed = Trainer(_cfg())
+    resumed.load_state_dict(state)
+    assert resumed.state.epoch == 1
+    res = resumed.run()
+    assert res["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
+    assert res["samples_seen"] == full["samples_seen"]
