@@ -149,6 +149,8 @@ class Plan:
 def plan(epochs: int, alpha: Sequence[float], gamma: Sequence[float] = (1.0, 0.0, 0.0), se: float = 1.0,
          internal: int = 4, batch_size: int | None = None, samples: int | None = None) -> Plan:
     """What ``harness sampling`` prints: one alpha is the flat method, three the three-stage one."""
+    if epochs <= 0:
+        raise ConfigError("epochs", epochs, "an integer > 0")
     if len(alpha) == 1:
         ratios = flat_ratios(epochs, alpha[0])
         stages = (epochs, 0, 0)
