@@ -81,7 +81,7 @@ def _run_sweep(args):
           + (f", dataset {args.dataset} instead of the paper's" if args.dataset else ""), flush=True)
     summary = run_sweep(sweep, args.profile, cells, address=args.address, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                        tracking_uri=args.tracking_uri, verbose=0 if args.quiet else 1)
+                        tracking_uri=args.tracking_uri, progress=not args.quiet)
     print(f"\nsummary of {len(summary.trials)} trials ({summary.wall_time_s:.0f} s), "
           f"MLflow experiment {summary.experiment!r} at {summary.tracking_uri}:")
     for t in sorted(summary.trials, key=lambda t: t.name):
@@ -191,7 +191,7 @@ def _add_run_args(p):
     p.add_argument("--cpus-per-trial", type=float, default=1)
     p.add_argument("--gpus-per-trial", type=float, default=0)
     p.add_argument("--max-concurrent", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no Tune progress table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     _add_tracking(p)
 
 

@@ -74,6 +74,37 @@ def _trial(param: dict) -> None:
     run.finish("FINISHED")
 
 
+def _progress(total: int):
+    """A Tune callback printing one line per trial start, finish and failure, with a done counter."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self):
+            self.done = 0
+            self.last: dict = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            print(f"  started   {trial.config['cell']['name']}", flush=True)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.last[trial.trial_id] = result
+
+        def _end(self, trial, word: str, detail: str) -> None:
+            self.done += 1
+            print(f"  {word:<9} {trial.config['cell']['name']:<24} {detail} [{self.done}/{total}]", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = self.last.get(trial.trial_id, {})
+            self._end(trial, "finished", f"epochs={r.get('epoch', 0)} val_acc={r.get('val_acc', float('nan')):.2f} "
+                                         f"test_acc={r.get('test_acc', float('nan')):.2f} "
+                                         f"train_time_s={r.get('train_time_s', float('nan')):.1f}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._end(trial, "FAILED", "(reason in its MLflow run and the summary)")
+
+    return Progress()
+
+
 def init_ray(address: Optional[str]) -> None:
     import ray
 
@@ -89,8 +120,8 @@ def init_ray(address: Optional[str]) -> None:
 
 def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optional[str] = None,
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_concurrent: Optional[int] = None,
-              tracking_uri: Optional[str] = None, verbose: int = 1) -> SweepSummary:
-    """Launch every cell as a trial and wait for all of them."""
+              tracking_uri: Optional[str] = None, progress: bool = True) -> SweepSummary:
+    """Launch every cell as a trial and wait for all of them; ``progress`` prints a line per trial event."""
     from ray import tune
 
     if cpus_per_trial <= 0:
@@ -120,7 +151,8 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
                                     trial_name_creator=lambda t: t.config["cell"]["name"],
                                     trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['cell']['name']}"),
         run_config=tune.RunConfig(name=f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=os.environ.get("HARNESS_RAY_RESULTS"), verbose=verbose),
+                                  storage_path=os.environ.get("HARNESS_RAY_RESULTS"), verbose=0,
+                                  callbacks=[_progress(len(cells))] if progress else []),
     )
     grid = tuner.fit()
     trials = []
