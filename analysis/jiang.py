@@ -62,6 +62,15 @@ IMAGENET = {
 REFERENCE = {"cifar10": "ResNet56 [32]: 93.03 % top-1", "imagenet": "M-Net v2 [31]: 72.00 % top-1"}
 
 
+MODEL_KEYS = {"ResNet56": "resnet56", "M-Net v2": "mobilenetv2"}  # the paper's label -> our registry name
+
+
+def _model_label(runs: pd.DataFrame, paper_label: str) -> str:
+    """The paper's label when the runs used the paper's model, else the model they did use."""
+    used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
+    return paper_label if used in ([], [MODEL_KEYS[paper_label]]) else "/".join(used)
+
+
 def _rel(value: float, base: float) -> float:
     return (value / base - 1.0) * 100.0
 
@@ -99,8 +108,9 @@ def _fmt(x, digits=2, signed=False) -> str:
 def performance_table(runs: pd.DataFrame, published: dict, model: str, dataset: str) -> Table:
     """Tables 4-9, 4-11, 4-13: accuracy and time per setting, the paper's beside ours."""
     s = summary(runs, published)
+    label = _model_label(runs, model)
     frame = pd.DataFrame({
-        "Method": [f"{model} {r}" for r in s["row"]],
+        "Method": [f"{label} {r}" for r in s["row"]],
         "Setting": s["setting"],
         "Top1 % (paper)": s["paper_top1"].map(_fmt),
         "Top1 % (ours)": s.get("top1_text", pd.Series(["-"] * len(s))).fillna("-"),
@@ -121,8 +131,9 @@ def analysis_table(runs: pd.DataFrame, published: dict, model: str) -> Table:
     """Tables 4-10, 4-12, 4-14: relative changes to the re-implementation, with Corollary 2's prediction."""
     s = summary(runs, published)
     get = lambda col: s[col] if col in s else pd.Series([None] * len(s))  # noqa: E731
+    label = _model_label(runs, model)
     frame = pd.DataFrame({
-        "Method": [f"{model} {r}" for r in s["row"]],
+        "Method": [f"{label} {r}" for r in s["row"]],
         "Top1↑ % (paper)": s["paper_top1_rel"].map(lambda v: _fmt(v, signed=True)),
         "Top1↑ % (ours)": get("top1_rel").map(lambda v: _fmt(v, signed=True)),
         "Top5↑ % (paper)": s["paper_top5_rel"].map(lambda v: _fmt(v, signed=True)),

@@ -55,14 +55,18 @@ def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]
 def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = None,
            profile: Optional[str] = None) -> list[Path]:
     """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
+    sweep, _ = catalog.resolve(artifact.sweep)
+    if not artifact.runs:
+        return _write(artifact, _function(artifact.report)(None), [], out)
     runs = analysis.load_runs(artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
         return []
+    attrs = runs.attrs
     runs = runs[runs["profile"] == profile]
+    runs.attrs = attrs
     if runs.empty:
         return []
-    sweep, _ = catalog.resolve(artifact.sweep)
     result = _function(artifact.report)(runs)
     paper_dataset = (sweep.base.get("data") or {}).get("dataset")
     measured = sorted(set(runs["dataset"].dropna()))
@@ -77,7 +81,11 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     if profile != "paper":
         notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
                      "see the sweep file.")
-    notes += result.notes
+    return _write(artifact, result, notes, out)
+
+
+def _write(artifact: catalog.Artifact, result, notes: list, out: Path) -> list[Path]:
+    notes = notes + result.notes
     out.mkdir(parents=True, exist_ok=True)
     def path(ext: str) -> Path:  # not with_suffix: figure ids such as jiang-figure-4.1 contain dots
         return out / f"{artifact.id}.{ext}"

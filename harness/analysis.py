@@ -54,6 +54,7 @@ def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Option
         row.update({f"config.{k}": v for k, v in r.data.params.items()})
         rows.append(row)
     df = pd.DataFrame(rows)
+    df.attrs["tracking_uri"] = tracking.resolve_uri(tracking_uri)  # for report functions that fetch artifacts
     if "seed" in df:
         df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     return df
@@ -72,6 +73,22 @@ def load_history(artifact: str, tracking_uri: Optional[str] = None, profile: Opt
                              "step": point.step, "metric": m, "value": point.value})
     df = pd.DataFrame(rows, columns=["run_id", "row", "seed", "step", "metric", "value"])
     return df.sort_values(["run_id", "metric", "step"]).reset_index(drop=True)
+
+
+def load_model(run_id: str, tracking_uri: Optional[str] = None):
+    """The trained model of a run made with ``train.save_model: true``, in eval mode on the CPU."""
+    import tempfile
+
+    import torch
+
+    from . import models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracking.client(tracking_uri).download_artifacts(run_id, "model.pt", tmp)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = models.build(saved["name"], **saved["build_kwargs"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
 
 
 def count_runs(sweep_name: str, tracking_uri: Optional[str] = None) -> int:

@@ -3,7 +3,8 @@
 A sweep file in ``sweeps/`` is data (YAML, never evaluated) and declares:
   name, paper          the sweep (= the MLflow experiment) and the paper's key
   artifacts            tables/figures rendered from its runs: id, kind, number, title, report
-                       (``module:function`` of a ``make_`` function in ``analysis/``)
+                       (``module:function`` of a ``make_`` function in ``analysis/``); ``runs: false``
+                       for one computed from the built models alone (a count table)
   base                 the RunConfig shared by every cell (the paper protocol)
   rows                 the paper's rows: a ``label`` and a config overlay each
   axes                 further grid axes, ``dotted.key: [values]`` (seeds are one)
@@ -41,6 +42,7 @@ class Artifact:
     title: str
     sweep: str
     report: str  # "module:function"
+    runs: bool = True  # False: rendered from the built models alone (count tables), no runs needed
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def load_sweep(path: Path) -> Sweep:
         if a.get("kind") not in KINDS:
             raise ConfigError(f"{where}.artifacts.kind", a.get("kind"), "table or figure")
         arts.append(Artifact(id=a["id"], paper=paper, kind=a["kind"], number=str(a["number"]), title=a["title"],
-                             sweep=name, report=a["report"]))
+                             sweep=name, report=a["report"], runs=bool(a.get("runs", True))))
     rows = tuple(d.get("rows") or [{"label": "default", "config": {}}])
     for r in rows:
         _require(r, "label", f"{where}.rows")

@@ -70,6 +70,7 @@ class TrainConfig:
     channels_last: bool = True  # memory format of activations; faster on CPU and tensor-core GPUs
     autocast: bool = True  # bf16 autocast, on GPU only
     threads: Optional[int] = None  # torch intra-op threads on CPU; None = the trial's CPUs
+    save_model: bool = False  # log the trained weights as the run's model.pt artifact
 
 
 @dataclass(frozen=True)

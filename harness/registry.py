@@ -55,3 +55,4 @@ MODELS = Registry("model")
 DATASETS = Registry("dataset")
 METHODS = Registry("method")
 SCHEDULES = Registry("schedule")
+CONVS = Registry("conv")  # replacements for nn.Conv2d: the `conv` option every model takes

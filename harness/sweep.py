@@ -65,6 +65,8 @@ def _trial(param: dict) -> None:
 
         results = trainer.run(on_epoch)
         run.log_final(results)
+        if cfg.train.save_model:
+            run.log_torch(trainer.saved_model(), "model.pt")
     except (KeyboardInterrupt, SystemExit):
         run.finish("KILLED", "interrupted")
         raise

@@ -126,6 +126,17 @@ class TrialRun:
         rows = [Metric(k, float(results[k]), now, 0) for k in keys if k in results]
         self.client.log_batch(self.run_id, metrics=rows)
 
+    def log_torch(self, obj, name: str) -> None:
+        """Save ``obj`` with torch.save as the run's artifact ``name`` (plain tensors and containers)."""
+        import tempfile
+
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            torch.save(obj, path)
+            self.client.log_artifact(self.run_id, str(path))
+
     def finish(self, status: str = "FINISHED", reason: Optional[str] = None) -> None:
         if reason:
             self.client.set_tag(self.run_id, "failure_reason", reason[:PARAM_VALUE_MAX])

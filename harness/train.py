@@ -125,8 +125,9 @@ class Trainer:
                                     train_subset=d.train_subset, test_subset=d.test_subset)
         info = self.splits.info
         self.input_shape = (info.channels, *info.image_size)
-        self.model = models.build(cfg.model.name, num_classes=info.num_classes, in_channels=info.channels,
-                                  image_size=info.image_size[0], **cfg.model.options)
+        self.build_kwargs = dict(num_classes=info.num_classes, in_channels=info.channels,
+                                 image_size=info.image_size[0], **cfg.model.options)
+        self.model = models.build(cfg.model.name, **self.build_kwargs)
         self.counts = measure.profile(self.model, self.input_shape)
         memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=memory_format)
@@ -216,6 +217,11 @@ class Trainer:
                 on_epoch(epoch, metrics, self)
         return {**metrics, **best, **self.counts_summary(),
                 "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+
+    def saved_model(self) -> dict:
+        """What ``model.pt`` holds: enough to rebuild the trained model without the dataset."""
+        return {"name": self.cfg.model.name, "build_kwargs": self.build_kwargs,
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
     def counts_summary(self) -> dict:
         return {"params": self.counts["params"], "macs": self.counts["macs"], "flops": self.counts["flops"]}

@@ -88,7 +88,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
         "artifacts": [{"id": "test-diverge", "kind": "table", "number": "0", "title": "t",
                        "report": "analysis.jiang:make_table_4_9"}],
         "base": {"data": {"dataset": "digits", "train_subset": 64, "test_subset": 32, "val_size": 16},
-                 "model": {"name": "digits_cnn"}, "train": {"epochs": 2, "batch_size": 32}},
+                 "model": {"name": "digits_cnn"}, "train": {"epochs": 2, "batch_size": 32, "save_model": True}},
         "rows": [{"label": "Re-impl.", "config": {}},
                  {"label": "R1_0.8", "config": {"train": {"lr": 1.0e30, "momentum": 0.0}}}],
         "profiles": {"paper": {}, "quick": {}, "smoke": {}}}))
@@ -102,6 +102,17 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
     assert runs["Re-impl."].info.status == "FINISHED"
     assert runs["R1_0.8"].info.status == "FAILED"
     assert "TrainingDiverged" in runs["R1_0.8"].data.tags["failure_reason"]
+    # the finished trial's weights come back as a model that reproduces its recorded test accuracy
+    model = analysis.load_model(runs["Re-impl."].info.run_id, store)
+    assert sum(p.numel() for p in model.parameters()) == runs["Re-impl."].data.metrics["params"]
+    from harness.data import DeviceLoader, load
+    from harness.train import evaluate
+
+    splits = load("digits", val_size=16, train_subset=64, test_subset=32)
+    info = splits.info
+    loader = DeviceLoader(splits.test, 64, mean=info.mean, std=info.std, shuffle=False)
+    top1, _ = evaluate(model, loader, __import__("torch").device("cpu"), autocast=False)
+    assert top1 == pytest.approx(runs["Re-impl."].data.metrics["test_acc"])
 
 
 def test_unreachable_tracking_server_fails_before_any_trial(store, capsys):

@@ -1,0 +1,30 @@
+"""Reusable layers, and the `conv` option: swap every nn.Conv2d of a built model for a variant.
+
+A variant registers ``@CONVS.register("name")`` on a function ``(conv: nn.Conv2d, **conv_options)
+-> nn.Module | None`` that returns the replacement for one convolution, or None to keep it (a
+Winograd variant keeps non-3x3 convolutions, say). ``models.build(name, conv=..., conv_options=...)``
+applies it to every model, so a sweep axis ``model.options.conv`` switches kernels.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import CONVS
+
+
+@CONVS.register("dense")
+def _dense(conv: nn.Conv2d):
+    """The model as built: standard dense convolutions."""
+    return None
+
+
+def convert_convs(model: nn.Module, conv: str, conv_options: dict | None = None) -> nn.Module:
+    """Replace, in place, each nn.Conv2d of ``model`` by what the ``conv`` variant returns for it."""
+    make = CONVS.get(conv)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d):
+                replacement = make(child, **(conv_options or {}))
+                if replacement is not None:
+                    setattr(parent, child_name, replacement)
+    return model

@@ -10,11 +10,13 @@ import inspect
 
 from torch import nn
 
+from .. import layers
 from ..errors import ConfigError
-from ..registry import MODELS
+from ..registry import CONVS, MODELS
 from . import mobilenet, resnet_cifar, small_cnn  # noqa: F401  (importing registers the models)
 
 DATASET_OPTIONS = ("num_classes", "in_channels", "image_size")
+COMMON_OPTIONS = {"conv": "dense", "conv_options": None}  # every model: see harness.layers
 
 
 def names() -> list[str]:
@@ -33,16 +35,21 @@ def describe(name: str) -> dict:
         "name": name,
         "family": MODELS.meta(name).get("family"),
         "summary": doc.splitlines()[0] if doc else "",
-        "options": {key: param.default for key, param in _signature(name).parameters.items()},
+        "options": {**{key: param.default for key, param in _signature(name).parameters.items()},
+                    **COMMON_OPTIONS},
     }
 
 
 def check_options(name: str, options: dict) -> None:
     """Raise ConfigError for an unknown model or option, without building anything."""
-    valid = list(_signature(name).parameters)
+    valid = list(_signature(name).parameters) + list(COMMON_OPTIONS)
     for option, value in options.items():
         if option not in valid:
             raise ConfigError(f"model.{option}", value, "one of " + ", ".join(valid))
+    if "conv" in options and options["conv"] not in CONVS:
+        raise ConfigError("model.conv", options["conv"], "one of " + ", ".join(CONVS.names()))
+    if options.get("conv_options") is not None and not isinstance(options["conv_options"], dict):
+        raise ConfigError("model.conv_options", options["conv_options"], "a mapping of the conv variant's options")
 
 
 def build(name: str, **options) -> nn.Module:
@@ -53,4 +60,7 @@ def build(name: str, **options) -> nn.Module:
         if option in options and not (isinstance(value, int) and not isinstance(value, bool)
                                       and value > 0):
             raise ConfigError(f"model.{option}", value, "a positive integer")
-    return MODELS.get(name)(**options)
+    conv = options.pop("conv", "dense")
+    conv_options = options.pop("conv_options", None)
+    model = MODELS.get(name)(**options)
+    return model if conv == "dense" else layers.convert_convs(model, conv, conv_options)
