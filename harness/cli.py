@@ -81,7 +81,11 @@ def _run_sweep(args):
           + (f", dataset {args.dataset} instead of the paper's" if args.dataset else ""), flush=True)
     summary = run_sweep(sweep, args.profile, cells, address=args.address, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                        tracking_uri=args.tracking_uri, progress=not args.quiet)
+                        tracking_uri=args.tracking_uri, progress=not args.quiet, max_failures=args.max_failures,
+                        resume=args.resume, rerun=args.rerun, storage_path=args.storage_path)
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} cell(s) already recorded FINISHED (same config digest; "
+              f"--rerun runs them again): {', '.join(summary.skipped)}")
     print(f"\nsummary of {len(summary.trials)} trials ({summary.wall_time_s:.0f} s), "
           f"MLflow experiment {summary.experiment!r} at {summary.tracking_uri}:")
     for t in sorted(summary.trials, key=lambda t: t.name):
@@ -192,6 +196,12 @@ def _add_run_args(p):
     p.add_argument("--gpus-per-trial", type=float, default=0)
     p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="retries of a trial whose worker dies, from its last checkpoint (default 1)")
+    p.add_argument("--resume", action="store_true", help="continue this sweep's last launch after its driver died")
+    p.add_argument("--rerun", action="store_true", help="run cells again even if already recorded FINISHED")
+    p.add_argument("--storage-path", default=None,
+                   help="Tune state and checkpoints (default $HARNESS_RAY_RESULTS or ~/ray_results; shared on a cluster)")
     _add_tracking(p)
 
 

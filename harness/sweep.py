@@ -2,18 +2,36 @@
 
 Ray runs in-process on this machine by default (``ray.init`` with the machine's CPUs), or joins a
 cluster given ``address``. Every cell is checked and the tracking store reached before Ray starts.
-A trial that raises is recorded FAILED (with its reason) in MLflow and by Tune; the sweep goes on.
+
+Failures, from small to large:
+  * a trial that raises is recorded FAILED (with its reason) in MLflow and by Tune; the sweep goes on;
+  * a trial whose worker dies is retried from its last checkpoint (one per epoch: weights,
+    optimizer, schedule, progress, RNG; the data order derives from (seed, epoch)) up to
+    ``max_failures`` times, continuing the same MLflow run;
+  * a driver that dies is continued by ``resume=True`` (``Tuner.restore``): finished trials are not
+    run again and resumed ones continue their runs;
+  * re-running a sweep skips the cells whose config digest already has a FINISHED run, unless ``rerun``.
 """
 from __future__ import annotations
 
 import os
+import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from . import tracking
 from .catalog import Cell, Sweep
 from .errors import ConfigError
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def results_root() -> Path:
+    """Where Tune keeps trial state and checkpoints (``--storage-path``; shared storage on a cluster)."""
+    return Path(os.environ.get("HARNESS_RAY_RESULTS") or Path.home() / "ray_results")
 
 
 @dataclass
@@ -36,6 +54,7 @@ class SweepSummary:
     tracking_uri: str
     trials: list
     wall_time_s: float
+    skipped: list = field(default_factory=list)  # cells already recorded FINISHED (see ``rerun``)
 
     @property
     def failed(self) -> list:
@@ -43,7 +62,9 @@ class SweepSummary:
 
 
 def _trial(param: dict) -> None:
-    """The Tune function trainable: one cell, one MLflow run, one report per epoch."""
+    """The Tune function trainable: one cell, one MLflow run, one report and checkpoint per epoch."""
+    import ray
+    import torch
     from ray import tune
 
     from .config import RunConfig
@@ -53,15 +74,32 @@ def _trial(param: dict) -> None:
     trial_id = tune.get_context().get_trial_id()
     cfg = RunConfig.from_dict(cell["config"])
     tags = {**ctx["tags"], "row": cell["row"], "config_digest": cell["digest"], "trial_id": trial_id,
-            "dataset": cfg.data.dataset, "seed": cfg.train.seed}
+            "dataset": cfg.data.dataset, "seed": cfg.train.seed,
+            "ray_node_id": ray.get_runtime_context().get_node_id(), "worker": f"{platform.node()}:{os.getpid()}"}
     run = tracking.TrialRun(ctx["tracking_uri"], ctx["experiment_id"], cell["name"], cell["config"], tags)
+    if run.finished_metrics is not None:
+        tune.report({**run.finished_metrics, "epoch": cfg.train.epochs, "mlflow_run_id": run.run_id})
+        return
     try:
         trainer = Trainer(cfg, threads=ctx["threads"])
+        history: dict = {}
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+            trainer.load_state_dict(saved["trainer"])
+            history = saved["history"]
+            for epoch in sorted(history):  # epochs checkpointed but not yet in MLflow when the worker died
+                run.log_epoch(epoch, history[epoch])
         counts = trainer.counts_summary()
 
         def on_epoch(epoch: int, metrics: dict, _trainer) -> None:
+            history[epoch] = metrics
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save({"trainer": trainer.state_dict(), "history": history}, Path(folder) / CHECKPOINT_FILE)
+                tune.report({**metrics, **counts, "epoch": epoch, "mlflow_run_id": run.run_id},
+                            checkpoint=tune.Checkpoint.from_directory(folder))
             run.log_epoch(epoch, metrics)
-            tune.report({**metrics, **counts, "epoch": epoch, "mlflow_run_id": run.run_id})
 
         results = trainer.run(on_epoch)
         run.log_final(results)
@@ -120,10 +158,19 @@ def init_ray(address: Optional[str]) -> None:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
 
 
+def _latest_experiment(sweep: Sweep, profile: str, storage: Path) -> Path:
+    found = sorted(storage.glob(f"{sweep.name}-{profile}-*"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ConfigError("--resume", f"{sweep.name} at profile {profile}",
+                          f"a sweep started before under {storage} (none found; run it without --resume)")
+    return found[-1]
+
+
 def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optional[str] = None,
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_concurrent: Optional[int] = None,
-              tracking_uri: Optional[str] = None, progress: bool = True) -> SweepSummary:
-    """Launch every cell as a trial and wait for all of them; ``progress`` prints a line per trial event."""
+              tracking_uri: Optional[str] = None, progress: bool = True, max_failures: int = 1,
+              resume: bool = False, rerun: bool = False, storage_path: Optional[str] = None) -> SweepSummary:
+    """Launch every cell as a trial (or resume the last launch) and wait for all of them."""
     from ray import tune
 
     if cpus_per_trial <= 0:
@@ -132,6 +179,8 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
         raise ConfigError("--gpus-per-trial", gpus_per_trial, "a number >= 0")
     if max_concurrent is not None and max_concurrent <= 0:
         raise ConfigError("--max-concurrent", max_concurrent, "an integer > 0")
+    if max_failures < 0:
+        raise ConfigError("--max-failures", max_failures, "an integer >= 0")
     from . import data
 
     for d in {(c.config["data"]["dataset"], c.config["data"]["data_root"]) for c in cells
@@ -140,32 +189,57 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri)
     experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
+    storage = Path(storage_path) if storage_path else results_root()
+    restore_from = _latest_experiment(sweep, profile, storage) if resume else None
+    tracking.close_orphans(uri, experiment_id)
+    skipped = []
+    if not resume and not rerun:
+        done = tracking.recorded_digests(uri, experiment_id)
+        skipped = [c for c in cells if c.digest in done]
+        cells = [c for c in cells if c.digest not in done]
     ctx = {"tracking_uri": uri, "experiment_id": experiment_id, "threads": max(1, int(cpus_per_trial)),
            "tags": {"sweep": sweep.name, "paper": sweep.paper, "profile": profile,
-                    "artifact": ",".join(a.id for a in sweep.artifacts), "git_sha": tracking.git_sha()}}
-    payload = [{"row": c.row, "name": c.name, "config": c.config, "digest": c.digest} for c in cells]
-    init_ray(address)
+                    "artifact": ",".join(a.id for a in sweep.artifacts), "git_sha": tracking.git_sha(),
+                    "driver": f"{platform.node()}:{os.getpid()}"}}
     start = time.perf_counter()
-    tuner = tune.Tuner(
-        tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
-        param_space={"cell": tune.grid_search(payload), "ctx": ctx},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
-                                    trial_name_creator=lambda t: t.config["cell"]["name"],
-                                    trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['cell']['name']}"),
-        run_config=tune.RunConfig(name=f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=os.environ.get("HARNESS_RAY_RESULTS"), verbose=0,
-                                  callbacks=[_progress(len(cells))] if progress else []),
-    )
+    if not cells and not resume:
+        return SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
+                            wall_time_s=0.0, skipped=[c.name for c in skipped])
+    init_ray(address)
+    trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    if restore_from is not None:
+        # The restored param space is the original one (the cells it launched, the old driver tag).
+        tuner = tune.Tuner.restore(str(restore_from), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"cell": tune.grid_search(_payload(cells)), "ctx": ctx},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                        trial_name_creator=lambda t: t.config["cell"]["name"],
+                                        trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['cell']['name']}"),
+            run_config=tune.RunConfig(
+                name=f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[_progress(len(cells))] if progress else []),
+        )
     grid = tuner.fit()
-    trials = []
+    trials, errored = [], {}
     for result in grid:
         cell = result.config["cell"]
         m = result.metrics or {}
+        error = f"{type(result.error).__name__}: {result.error}".splitlines()[0] if result.error else ""
+        if result.error:  # trial dirs are named "<trial_id>-<cell>" (trial_dirname_creator)
+            errored[m.get("trial_id") or Path(result.path).name.split("-")[0]] = error
         trials.append(TrialSummary(
             name=cell["name"], row=cell["row"], seed=cell["config"]["train"]["seed"],
             status="FAILED" if result.error else "FINISHED", epochs=int(m.get("epoch", 0)),
             metrics={k: m[k] for k in ("val_acc", "test_acc", "test_acc5", "train_time_s") if k in m},
-            error=f"{type(result.error).__name__}: {result.error}".splitlines()[0] if result.error else "",
-            run_id=str(m.get("mlflow_run_id", ""))))
-    return SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri,
-                        trials=trials, wall_time_s=time.perf_counter() - start)
+            error=error, run_id=str(m.get("mlflow_run_id", ""))))
+    tracking.terminate_stale_runs(uri, experiment_id, errored)
+    return SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=trials,
+                        wall_time_s=time.perf_counter() - start, skipped=[c.name for c in skipped])
+
+
+def _payload(cells: list[Cell]) -> list[dict]:
+    return [{"row": c.row, "name": c.name, "config": c.config, "digest": c.digest} for c in cells]

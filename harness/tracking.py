@@ -27,6 +27,58 @@ from .errors import ConfigError
 
 PARAM_BATCH = 100  # MLflow accepts at most 100 params per log_batch call
 PARAM_VALUE_MAX = 6000  # and values of at most 6000 characters
+EPOCH_MARKER = "epoch_time_s"  # a metric every epoch logs: its steps are the epochs recorded
+
+
+def terminate_stale_runs(uri: str, experiment_id: str, trial_ids: dict[str, str], status: str = "FAILED") -> int:
+    """Close runs of these trials (trial_id -> reason) still RUNNING: a trial whose worker died past its
+    last retry never reached its own handler, and its run must not stay RUNNING forever."""
+    c = client(uri)
+    closed = 0
+    for trial_id, reason in trial_ids.items():
+        for run in c.search_runs([experiment_id], f"tags.trial_id = '{trial_id}' and attributes.status = 'RUNNING'"):
+            c.set_tag(run.info.run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
+            c.set_terminated(run.info.run_id, status=status)
+            closed += 1
+    return closed
+
+
+def close_orphans(uri: str, experiment_id: str) -> int:
+    """Mark KILLED the RUNNING runs whose driver ran on this host and is gone (a driver killed
+    before it could close them); ``--resume`` sets a resumed trial's run RUNNING again."""
+    host = platform.node()
+    c = client(uri)
+    closed = 0
+    for run in c.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        driver = run.data.tags.get("driver", "")
+        d_host, _, d_pid = driver.rpartition(":")
+        if d_host == host and d_pid.isdigit() and not _alive(int(d_pid)):
+            c.set_tag(run.info.run_id, "failure_reason", f"driver {driver} exited before the trial ended")
+            c.set_terminated(run.info.run_id, status="KILLED")
+            closed += 1
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recorded_digests(uri: str, experiment_id: str) -> set[str]:
+    """config_digest of every FINISHED run of the experiment: cells a re-run can skip."""
+    c = client(uri)
+    runs, token = [], None
+    while True:
+        page = c.search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return {r.data.tags.get("config_digest") for r in runs}
 
 
 def default_tracking_uri() -> str:
@@ -96,14 +148,36 @@ def environment_tags() -> dict:
 
 
 class TrialRun:
-    """An MLflow run for one trial, created and finished from inside the trial."""
+    """The MLflow run of one trial, created or continued from inside the trial.
+
+    A trial that Tune retries from its checkpoint (``FailureConfig``) or resumes (``--resume``)
+    finds its run again by the ``trial_id`` tag and continues it, so each trial has one run and
+    each epoch's metrics are logged exactly once (``log_epoch`` skips epochs already recorded).
+    """
 
     def __init__(self, uri: str, experiment_id: str, run_name: str, config: dict, tags: dict):
         from mlflow.entities import Param, RunTag
 
         self.client = client(uri)
+        found = self.client.search_runs([experiment_id], f"tags.trial_id = '{tags['trial_id']}'", max_results=1)
+        self.finished_metrics: Optional[dict] = None
+        if found and found[0].info.status == "FINISHED":
+            # Done before its driver died, after Tune last saved its state: leave the run untouched.
+            self.run_id = found[0].info.run_id
+            self.finished_metrics = dict(found[0].data.metrics)
+            return
+        if found:
+            run = found[0]
+            self.run_id = run.info.run_id
+            self.logged_steps = {m.step for m in self.client.get_metric_history(self.run_id, EPOCH_MARKER)}
+            attempt = int(run.data.tags.get("attempt", "1")) + 1
+            self.client.update_run(self.run_id, status="RUNNING")
+            self.client.log_batch(self.run_id, tags=[RunTag("attempt", str(attempt)),
+                                                     RunTag("worker", str(tags.get("worker", "")))])
+            return
+        self.logged_steps = set()
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
-                                             tags={**tags, "mlflow.runName": run_name}).info.run_id
+                                             tags={**tags, "mlflow.runName": run_name, "attempt": "1"}).info.run_id
         params = [Param(k, _param_text(v)) for k, v in sorted(flatten(config).items())]
         for i in range(0, len(params), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=params[i:i + PARAM_BATCH])
@@ -111,12 +185,15 @@ class TrialRun:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in environment_tags().items()])
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
-        """One request per epoch: all of its metrics at ``step = epoch``."""
+        """One request per epoch: all of its metrics at ``step = epoch``, once (see the class doc)."""
         from mlflow.entities import Metric
 
+        if epoch in self.logged_steps:
+            return
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if isinstance(v, (int, float))]
-        self.client.log_batch(self.run_id, metrics=rows)
+        self.client.log_batch(self.run_id, metrics=rows)  # one transaction: an epoch is logged whole or not
+        self.logged_steps.add(epoch)
 
     def log_final(self, results: dict) -> None:
         from mlflow.entities import Metric

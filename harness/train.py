@@ -102,11 +102,14 @@ def evaluate(model, loader, device, autocast: bool) -> tuple[float, float]:
 
 @dataclass
 class EpochState:
-    """Everything that continues a run after ``epoch`` (a checkpoint's content)."""
+    """Progress that continues a run after ``epoch`` (with the weights, a checkpoint's content)."""
 
-    epoch: int
-    samples_seen: int
-    train_time_s: float
+    epoch: int = 0
+    samples_seen: int = 0
+    train_time_s: float = 0.0
+    best_val_acc: float = -math.inf  # selection happens on validation, never on test
+    test_acc_at_best_val: float = math.nan
+    best_epoch: int = 0
 
 
 class Trainer:
@@ -143,7 +146,7 @@ class Trainer:
                                          weight_decay=t.weight_decay, nesterov=t.nesterov)
         self.scheduler = build_scheduler(self.optimizer, t)
         self.ratios = sampling.schedule_from_config(cfg.sampler, t.epochs)
-        self.state = EpochState(epoch=0, samples_seen=0, train_time_s=0.0)
+        self.state = EpochState()
 
     # -- checkpoints: model, optimizer, schedule, progress and RNG (the data order derives from
     #    (seed, epoch) inside the loader, so it needs no state of its own)
@@ -201,8 +204,6 @@ class Trainer:
     def run(self, on_epoch: Callable[[int, dict, "Trainer"], None] | None = None) -> dict:
         """Train the remaining epochs; ``on_epoch(epoch, metrics, trainer)`` after each."""
         metrics: dict = {}
-        best_val = -math.inf
-        best = {}
         for epoch in range(self.state.epoch + 1, self.cfg.train.epochs + 1):
             metrics = self.train_epoch(epoch)
             start = time.perf_counter()
@@ -210,13 +211,15 @@ class Trainer:
             metrics["test_acc"], metrics["test_acc5"] = evaluate(self.model, self.test_loader, self.device,
                                                                  self.autocast)
             metrics["eval_time_s"] = time.perf_counter() - start
-            if not math.isnan(metrics["val_acc"]) and metrics["val_acc"] > best_val:
-                best_val = metrics["val_acc"]
-                best = {"best_val_acc": best_val, "test_acc_at_best_val": metrics["test_acc"], "best_epoch": epoch}
+            if not math.isnan(metrics["val_acc"]) and metrics["val_acc"] > self.state.best_val_acc:
+                self.state.best_val_acc, self.state.best_epoch = metrics["val_acc"], epoch
+                self.state.test_acc_at_best_val = metrics["test_acc"]
             if on_epoch is not None:
                 on_epoch(epoch, metrics, self)
-        return {**metrics, **best, **self.counts_summary(),
-                "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+        best = {}
+        if self.state.best_epoch:
+            best = {k: getattr(self.state, k) for k in ("best_val_acc", "test_acc_at_best_val", "best_epoch")}
+        return {**metrics, **best, **self.counts_summary(), "predicted_time_ratio": sampling.time_ratio(self.ratios)}
 
     def saved_model(self) -> dict:
         """What ``model.pt`` holds: enough to rebuild the trained model without the dataset."""
