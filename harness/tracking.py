@@ -177,7 +177,8 @@ class TrialRun:
             return
         self.logged_steps = set()
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
-                                             tags={**tags, "mlflow.runName": run_name, "attempt": "1"}).info.run_id
+                                             tags={**{k: str(v) for k, v in tags.items()},
+                                                   "mlflow.runName": run_name, "attempt": "1"}).info.run_id
         params = [Param(k, _param_text(v)) for k, v in sorted(flatten(config).items())]
         for i in range(0, len(params), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=params[i:i + PARAM_BATCH])
