@@ -27,6 +27,7 @@ from .catalog import Cell, Sweep
 from .errors import ConfigError
 
 CHECKPOINT_FILE = "trainer.pt"
+SQLITE_TESTED_CONCURRENCY = 8  # trials writing one SQLite store at once without loss (tests/test_cluster.py)
 
 
 def results_root() -> Path:
@@ -188,6 +189,15 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
         data.locate(*d)  # DatasetNotFound before Ray starts, naming every place searched
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri)
+    if uri.startswith("sqlite:"):
+        parallel = min(len(cells), max_concurrent or len(cells), int((os.cpu_count() or 1) / cpus_per_trial))
+        if address:
+            print("warning: a SQLite store is one file on this machine; trials on other nodes cannot write to "
+                  "it. Use an MLflow server (--tracking-uri http://...), see README 'A Ray cluster'.", flush=True)
+        elif parallel > SQLITE_TESTED_CONCURRENCY:
+            print(f"warning: up to {parallel} trials may write to SQLite at once; it is tested up to "
+                  f"{SQLITE_TESTED_CONCURRENCY}. Use --max-concurrent {SQLITE_TESTED_CONCURRENCY} or an MLflow server.",
+                  flush=True)
     experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
     storage = Path(storage_path) if storage_path else results_root()
     restore_from = _latest_experiment(sweep, profile, storage) if resume else None

@@ -116,10 +116,16 @@ FINAL_KEYS = ["params", "macs", "flops", "best_val_acc", "test_acc_at_best_val",
 
 
 @pytest.mark.slow
-def test_eight_parallel_trials_lose_no_metric_row(ray_session, tmp_path):
-    server, uri = procs.mlflow_server(tmp_path)
+@pytest.mark.parametrize("store_kind", ["server", "sqlite"])
+def test_eight_parallel_trials_lose_no_metric_row(ray_session, tmp_path, store_kind):
+    if store_kind == "server":
+        server, uri = procs.mlflow_server(tmp_path)
+        db = tmp_path / "server.db"
+    else:  # the embedded default: SQLite written by every trial process directly
+        server, db = None, tmp_path / "trials.db"
+        uri = f"sqlite:///{db}"
     try:
-        epochs = 3
+        epochs = 2
         rows = [{"label": f"R{i}", "config": {"train": {"seed": i}}} for i in range(8)]
         sweep = _sweep_file(tmp_path, "concurrency", rows, {"epochs": epochs, "batch_size": 64}, model="digits_cnn")
         summary = run_sweep(sweep, "smoke", sweep.cells("smoke"), tracking_uri=uri, cpus_per_trial=0.25,
@@ -132,8 +138,9 @@ def test_eight_parallel_trials_lose_no_metric_row(ray_session, tmp_path):
             assert sorted(r.data.metrics) == sorted(EPOCH_KEYS + FINAL_KEYS)
             for key in EPOCH_KEYS:
                 assert [m.step for m in client.get_metric_history(r.info.run_id, key)] == list(range(1, epochs + 1))
-        with sqlite3.connect(tmp_path / "server.db") as db:  # every row the server wrote
-            (rows_written,) = db.execute("SELECT COUNT(*) FROM metrics").fetchone()
+        with sqlite3.connect(db) as conn:  # every row written to the store
+            (rows_written,) = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()
         assert rows_written == 8 * (len(EPOCH_KEYS) * epochs + len(FINAL_KEYS))
     finally:
-        procs.stop(server)
+        if server is not None:
+            procs.stop(server)
