@@ -94,16 +94,22 @@ def _trial(param: dict) -> None:
                 run.log_epoch(epoch, history[epoch])
         counts = trainer.counts_summary()
 
+        overhead = {"checkpoint_total_s": 0.0, "log_total_s": 0.0}  # where a trial's time goes besides training
+
         def on_epoch(epoch: int, metrics: dict, _trainer) -> None:
             history[epoch] = metrics
+            start = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
                 torch.save({"trainer": trainer.state_dict(), "history": history}, Path(folder) / CHECKPOINT_FILE)
                 tune.report({**metrics, **counts, "epoch": epoch, "mlflow_run_id": run.run_id},
                             checkpoint=tune.Checkpoint.from_directory(folder))
+            logged = time.perf_counter()
             run.log_epoch(epoch, metrics)
+            overhead["checkpoint_total_s"] += logged - start
+            overhead["log_total_s"] += time.perf_counter() - logged
 
         results = trainer.run(on_epoch)
-        run.log_final(results)
+        run.log_final({**results, **overhead})
         if cfg.train.save_model:
             run.log_torch(trainer.saved_model(), "model.pt")
     except (KeyboardInterrupt, SystemExit):

@@ -200,7 +200,8 @@ class TrialRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        keys = ("params", "macs", "flops", "best_val_acc", "test_acc_at_best_val", "best_epoch", "predicted_time_ratio")
+        keys = ("params", "macs", "flops", "best_val_acc", "test_acc_at_best_val", "best_epoch", "predicted_time_ratio",
+                "checkpoint_total_s", "log_total_s")
         rows = [Metric(k, float(results[k]), now, 0) for k in keys if k in results]
         self.client.log_batch(self.run_id, metrics=rows)
 

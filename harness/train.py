@@ -12,6 +12,10 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
   samples_seen            images trained so far, all epochs
   train_time_s            sum of epoch_time_s so far (the papers' "training time")
   lr, batch_size          used in this epoch; sampling_ratio, batches: the sampler's choice
+  data_time_s             the part of epoch_time_s spent taking and augmenting batches (host time:
+                          exact on CPU; on a GPU the loader's kernels run asynchronously and their
+                          cost shows up in compute_time_s)
+  compute_time_s          epoch_time_s - data_time_s: forward, backward, optimizer step
 At the end: params, macs, flops (= 2 x macs) of the model at the dataset's input size.
 Nothing here prints or talks to MLflow: the caller passes ``on_epoch``.
 """
@@ -174,9 +178,17 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
+        data_time_s = 0.0
         _sync(self.device)
         start = time.perf_counter()
-        for x, y in self.train_loader.epoch(epoch, num_batches=n_batches):
+        batches = self.train_loader.epoch(epoch, num_batches=n_batches)
+        while True:
+            fetch = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            data_time_s += time.perf_counter() - fetch
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(x)
                 loss = F.cross_entropy(logits, y)
@@ -199,7 +211,8 @@ class Trainer:
         return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1),
                 "epoch_time_s": epoch_time_s, "images_per_s": seen / epoch_time_s,
                 "samples_seen": self.state.samples_seen, "train_time_s": self.state.train_time_s,
-                "lr": lr, "batch_size": t.batch_size, "sampling_ratio": ratio, "batches": n_batches}
+                "lr": lr, "batch_size": t.batch_size, "sampling_ratio": ratio, "batches": n_batches,
+                "data_time_s": data_time_s, "compute_time_s": epoch_time_s - data_time_s}
 
     def run(self, on_epoch: Callable[[int, dict, "Trainer"], None] | None = None) -> dict:
         """Train the remaining epochs; ``on_epoch(epoch, metrics, trainer)`` after each."""

@@ -35,6 +35,8 @@ def test_epoch_metrics_and_counts():
     for _, m in seen:
         assert 0 <= m["test_acc"] <= m["test_acc5"] <= 100
         assert m["train_time_s"] >= m["epoch_time_s"] > 0
+        assert m["data_time_s"] > 0 and m["compute_time_s"] > 0
+        assert m["data_time_s"] + m["compute_time_s"] == pytest.approx(m["epoch_time_s"])
 
 
 def test_same_seed_same_result_other_seed_differs():
