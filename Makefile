@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test ui clean
+.PHONY: install browser demo test ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,16 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/harness reproduce jiang-table-4-9 --profile quick --dataset digits --set model.name=resnet20 --out reports
 
-test: install
+# Debian's chromium and chromedriver for tests/test_ui.py (the MLflow UI in a real browser):
+# installed once with apt-get when missing and run as root; otherwise that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	    || echo "could not install chromium/chromium-driver: tests/test_ui.py will skip"; \
+	else echo "chromium/chromedriver missing and not root: tests/test_ui.py will skip (apt-get install chromium chromium-driver)"; fi
+
+test: install browser
 	$(PY) -m pytest -q
 
 ui: install

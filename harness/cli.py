@@ -176,7 +176,9 @@ def _ui(args) -> int:
     uri = tracking.resolve_uri(args.tracking_uri)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port)]
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}", flush=True)
+    # MLflow 3 opens experiments in its GenAI view; this parameter shows the training runs directly.
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (an experiment's runs: "
+          f"http://{args.host}:{args.port}/#/experiments/<id>/runs?workflowType=machine_learning)", flush=True)
     os.execv(sys.executable, cmd)
     return 0
 
