@@ -74,10 +74,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class MethodConfig:
+    """What changes training between epochs (harness.methods.base): pruning, dynamic batch size, ..."""
+
+    name: str = "none"  # a method registered with kind="train"; none = plain training
+    options: dict = field(default_factory=dict)  # passed to the method's class, checked there
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
@@ -211,6 +220,9 @@ def validate(cfg: RunConfig) -> None:
         _check(f"model.options.{key}", cfg.model.options.get(key), key not in cfg.model.options,
                "unset: the dataset decides it (data.image_size resizes)")
     models.check_options(cfg.model.name, cfg.model.options)
+    from .methods import base
+
+    base.build_method(cfg.method.name, cfg.method.options)  # a bad option fails here, before Ray starts
 
 
 def apply_overrides(d: dict, sets: list[str] | dict) -> dict:

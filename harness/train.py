@@ -11,11 +11,13 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
   images_per_s            images trained this epoch / epoch_time_s
   samples_seen            images trained so far, all epochs
   train_time_s            sum of epoch_time_s so far (the papers' "training time")
-  lr, batch_size          used in this epoch; sampling_ratio, batches: the sampler's choice
+  lr, momentum, batch_size  used in this epoch (after the training method's before_epoch);
+                          sampling_ratio, batches: the sampler's choice
   data_time_s             the part of epoch_time_s spent taking and augmenting batches (host time:
                           exact on CPU; on a GPU the loader's kernels run asynchronously and their
                           cost shows up in compute_time_s)
   compute_time_s          epoch_time_s - data_time_s: forward, backward, optimizer step
+A training method (``method:``, harness.methods.base) adds its own metrics to each epoch and the end.
 At the end: params, macs, flops (= 2 x macs) of the model at the dataset's input size.
 Nothing here prints or talks to MLflow: the caller passes ``on_epoch``.
 """
@@ -34,7 +36,7 @@ import torch.nn.functional as F
 from . import data as datasets
 from . import measure, models
 from .config import RunConfig
-from .methods import sampling
+from .methods import base as methods_base, sampling
 from .registry import SCHEDULES
 
 
@@ -151,12 +153,15 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t)
         self.ratios = sampling.schedule_from_config(cfg.sampler, t.epochs)
         self.state = EpochState()
+        self.method = methods_base.build_method(cfg.method.name, cfg.method.options)
+        self.method.setup(self)
 
     # -- checkpoints: model, optimizer, schedule, progress and RNG (the data order derives from
     #    (seed, epoch) inside the loader, so it needs no state of its own)
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "progress": vars(self.state).copy(),
+                "method": self.method.state_dict(), "batch_size": self.train_loader.batch_size,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
@@ -165,15 +170,18 @@ class Trainer:
         self.optimizer.load_state_dict(sd["optimizer"])
         self.scheduler.load_state_dict(sd["scheduler"])
         self.state = EpochState(**sd["progress"])
+        self.method.load_state_dict(sd.get("method", {}))
+        self.train_loader.batch_size = sd.get("batch_size", self.cfg.train.batch_size)
         torch.set_rng_state(sd["torch_rng"])
         if sd["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(sd["cuda_rng"])
 
     def train_epoch(self, epoch: int) -> dict:
-        t = self.cfg.train
+        extra = self.method.before_epoch(self, epoch) or {}
         ratio = self.ratios[epoch - 1]
         n_batches = sampling.batches_per_epoch(ratio, len(self.train_loader))
         lr = self.optimizer.param_groups[0]["lr"]
+        momentum = self.optimizer.param_groups[0].get("momentum", 0.0)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -211,8 +219,9 @@ class Trainer:
         return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1),
                 "epoch_time_s": epoch_time_s, "images_per_s": seen / epoch_time_s,
                 "samples_seen": self.state.samples_seen, "train_time_s": self.state.train_time_s,
-                "lr": lr, "batch_size": t.batch_size, "sampling_ratio": ratio, "batches": n_batches,
-                "data_time_s": data_time_s, "compute_time_s": epoch_time_s - data_time_s}
+                "lr": lr, "momentum": momentum, "batch_size": self.train_loader.batch_size,
+                "sampling_ratio": ratio, "batches": n_batches,
+                "data_time_s": data_time_s, "compute_time_s": epoch_time_s - data_time_s, **extra}
 
     def run(self, on_epoch: Callable[[int, dict, "Trainer"], None] | None = None) -> dict:
         """Train the remaining epochs; ``on_epoch(epoch, metrics, trainer)`` after each."""
@@ -227,12 +236,14 @@ class Trainer:
             if not math.isnan(metrics["val_acc"]) and metrics["val_acc"] > self.state.best_val_acc:
                 self.state.best_val_acc, self.state.best_epoch = metrics["val_acc"], epoch
                 self.state.test_acc_at_best_val = metrics["test_acc"]
+            metrics.update(self.method.after_epoch(self, epoch, metrics) or {})
             if on_epoch is not None:
                 on_epoch(epoch, metrics, self)
         best = {}
         if self.state.best_epoch:
             best = {k: getattr(self.state, k) for k in ("best_val_acc", "test_acc_at_best_val", "best_epoch")}
-        return {**metrics, **best, **self.counts_summary(), "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+        return {**metrics, **best, **self.counts_summary(), **(self.method.finish(self) or {}),
+                "predicted_time_ratio": sampling.time_ratio(self.ratios)}
 
     def saved_model(self) -> dict:
         """What ``model.pt`` holds: enough to rebuild the trained model without the dataset."""

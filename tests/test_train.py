@@ -101,3 +101,80 @@ def test_checkpoint_state_resumes_identically():
     res = resumed.run()
     assert res["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
     assert res["samples_seen"] == full["samples_seen"]
+
+
+# -- the training-method hook (harness.methods.base) --------------------------------------------
+from harness.errors import ConfigError  # noqa: E402
+from harness.methods.base import TrainMethod  # noqa: E402
+from harness.registry import METHODS  # noqa: E402
+
+
+@METHODS.register("test_double_batch", kind="train")
+class _DoubleBatch(TrainMethod):
+    """Doubles the batch size before every epoch after the first and sets momentum to 0.5."""
+
+    def __init__(self, factor: int = 2):
+        if factor < 1:
+            raise ConfigError("method.options.factor", factor, "an integer >= 1")
+        self.factor, self.calls = factor, 0
+
+    def before_epoch(self, trainer, epoch):
+        if epoch > 1:
+            trainer.train_loader.batch_size *= self.factor
+        for group in trainer.optimizer.param_groups:
+            group["momentum"] = 0.5
+        return {"hook_epoch": epoch}
+
+    def after_epoch(self, trainer, epoch, metrics):
+        self.calls += 1
+        return {"hook_saw_val": metrics["val_acc"]}
+
+    def finish(self, trainer):
+        return {"hook_calls": self.calls}
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, sd):
+        self.calls = sd["calls"]
+
+
+def test_a_training_method_sets_batch_size_and_momentum_and_its_metrics_are_logged():
+    seen = []
+    results = train(_cfg(method={"name": "test_double_batch"}), on_epoch=lambda e, m, t: seen.append(m))
+    # batch 32, 64, 128 over 200 images: ceil gives 7, 4 and 2 batches
+    assert [m["batch_size"] for m in seen] == [32, 64, 128]
+    assert [m["batches"] for m in seen] == [7, 4, 2]
+    assert [m["momentum"] for m in seen] == [0.5, 0.5, 0.5]
+    assert [m["hook_epoch"] for m in seen] == [1, 2, 3]
+    assert [m["hook_saw_val"] for m in seen] == [m["val_acc"] for m in seen]
+    assert results["hook_calls"] == 3
+
+
+def test_a_training_method_resumes_from_a_checkpoint_with_its_state_and_batch_size():
+    cfg = _cfg(method={"name": "test_double_batch"})
+    straight = train(cfg)
+    first = Trainer(cfg)
+    seen = []
+
+    def stop_after_two(epoch, metrics, trainer):
+        if epoch == 2:
+            raise KeyboardInterrupt  # a trial killed after its epoch-2 checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        first.run(on_epoch=stop_after_two)
+    resumed = Trainer(cfg)
+    resumed.load_state_dict(first.state_dict())
+    results = resumed.run(on_epoch=lambda e, m, t: seen.append(m))
+    assert [m["batch_size"] for m in seen] == [128]
+    assert results["hook_calls"] == 3
+    assert results["train_loss"] == straight["train_loss"]
+
+
+def test_bad_method_name_and_option_fail_before_training():
+    with pytest.raises(ConfigError, match="method.name.*one of.*none"):
+        _cfg(method={"name": "no_such_method"})
+    with pytest.raises(ConfigError, match="method.options.speed.*factor"):
+        _cfg(method={"name": "test_double_batch", "options": {"speed": 3}})
+    with pytest.raises(ConfigError, match="method.options.factor"):
+        _cfg(method={"name": "test_double_batch", "options": {"factor": 0}})

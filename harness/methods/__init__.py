@@ -1,2 +1,2 @@
 """Training methods: what changes how a model is trained (samplers, pruning, schedules, ...)."""
-from . import sampling  # noqa: F401  (registers the samplers)
+from . import base, sampling  # noqa: F401  (registers the samplers and the `none` training method)

@@ -1,0 +1,73 @@
+"""The training-method hook: what a method may change between epochs, and when.
+
+``method: {name: ..., options: {...}}`` in a RunConfig names one class registered as
+``@METHODS.register(name, kind="train")``. The Trainer builds it once (``Method(**options)``; a bad
+option raises ConfigError there, and ``config.validate`` builds it too, so the error comes before Ray
+starts) and calls, per trial:
+
+  setup(trainer)                       once, after model, optimizer and loaders exist
+  before_epoch(trainer, epoch) -> dict  may set the learning rate, momentum, batch size, masks ...
+  after_epoch(trainer, epoch, metrics) -> dict   sees val_acc; may prune, or plan the next epoch
+  finish(trainer) -> dict              final metrics of the method (achieved sparsity, ...)
+  state_dict() / load_state_dict(sd)   whatever it must carry across a checkpoint and a retry
+
+Returned dicts are merged into the epoch's (or final) metrics, so a method's own quantities are
+logged like every other metric. Hooks get the whole Trainer because methods differ in what they
+touch (``trainer.optimizer``, ``trainer.train_loader.batch_size``, ``trainer.model``); the per-epoch
+``lr``, ``momentum`` and ``batch_size`` metrics are read after ``before_epoch``, so they show what the
+epoch really used. After fvcore's ParamScheduler and ShrinkBench's strategies, a method stays small:
+the defaults below do nothing.
+"""
+from __future__ import annotations
+
+from ..registry import METHODS
+
+
+class TrainMethod:
+    def setup(self, trainer) -> None:
+        pass
+
+    def before_epoch(self, trainer, epoch: int) -> dict:
+        return {}
+
+    def after_epoch(self, trainer, epoch: int, metrics: dict) -> dict:
+        return {}
+
+    def finish(self, trainer) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, sd: dict) -> None:
+        pass
+
+
+@METHODS.register("none", kind="train")
+class NoMethod(TrainMethod):
+    """Plain training: the optimizer and schedule of ``train`` alone."""
+
+
+def train_methods() -> list[str]:
+    return [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "train"]
+
+
+def build_method(name: str, options: dict) -> TrainMethod:
+    """The method object for ``method.name`` with ``method.options``; ConfigError on a bad name or option."""
+    from ..errors import ConfigError
+
+    if name not in train_methods():
+        raise ConfigError("method.name", name, "one of " + ", ".join(train_methods()))
+    if not isinstance(options, dict):
+        raise ConfigError("method.options", options, "a mapping of the method's options")
+    try:
+        return METHODS.get(name)(**options)
+    except TypeError as exc:  # an unknown keyword: name it and list the accepted ones
+        import inspect
+
+        accepted = [p for p in inspect.signature(METHODS.get(name)).parameters if p != "self"]
+        unknown = [k for k in options if k not in accepted]
+        if not unknown:
+            raise
+        raise ConfigError(f"method.options.{unknown[0]}", options[unknown[0]],
+                          f"an option of {name}: " + (", ".join(accepted) or "it takes none")) from exc
