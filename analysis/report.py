@@ -94,7 +94,7 @@ def _write(artifact: catalog.Artifact, result, notes: list, out: Path) -> list[P
     if isinstance(result, Table):
         frame = result.frame
         paths = [path("md"), path("csv"), path("tex")]
-        body = frame.to_markdown(index=False)
+        body = frame.to_markdown(index=False, disable_numparse=True)  # "0.10" and "+0.5" as written
         paths[0].write_text(f"# {title}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
         frame.to_csv(paths[1], index=False)
         paths[2].write_text(frame.to_latex(index=False, caption=title, label=f"tab:{artifact.id}"))

@@ -8,7 +8,8 @@ A sweep file in ``sweeps/`` is data (YAML, never evaluated) and declares:
   base                 the RunConfig shared by every cell (the paper protocol)
   rows                 the paper's rows: a ``label`` and a config overlay each
   axes                 further grid axes, ``dotted.key: [values]`` (seeds are one)
-  profiles             paper / quick / smoke: ``config`` overlays and optional ``axes`` replacements
+  profiles             paper / quick / smoke: ``config`` overlays, optional ``axes`` replacements and
+                       optional ``rows`` (the labels of the rows the profile keeps; default all)
 A cell is one (row x axes) point: its resolved config is checked before Ray starts.
 """
 from __future__ import annotations
@@ -76,8 +77,13 @@ class Sweep:
         for key, values in axes.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"axes.{key}", values, "a non-empty list of values")
+        labels = [r["label"] for r in self.rows]
+        keep = prof.get("rows") or labels
+        for label in keep:
+            if label not in labels:
+                raise ConfigError(f"profiles.{profile}.rows", label, "a row label among " + ", ".join(labels))
         cells = []
-        for row in self.rows:
+        for row in (r for r in self.rows if r["label"] in keep):
             for point in itertools.product(*axes.values()):
                 d = deep_merge(deep_merge(self.base, row.get("config") or {}), prof.get("config") or {})
                 d = apply_overrides(d, dict(zip(axes.keys(), point)))

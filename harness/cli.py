@@ -42,6 +42,9 @@ def _profile(args) -> int:
         return 0
     print(f"{args.model} at {result['input']}: params={result['params']:,} macs={result['macs']:,} "
           f"flops={result['flops']:,}  (flops = 2 x macs; conv and linear layers)")
+    if result["nonzero_params"] != result["params"] or result["binary_adds"]:  # sparse or binary kernels
+        print(f"  nonzero_params={result['nonzero_params']:,} binary_adds={result['binary_adds']:,}  "
+              "(macs count full-precision multiplications only)")
     for layer in result.get("layers", []):
         print(f"  {layer['name']:<40} {layer['type']:<14} params={layer['params']:>10,} macs={layer['macs']:>14,}")
     return 0
@@ -91,6 +94,8 @@ def _run_sweep(args):
     for t in sorted(summary.trials, key=lambda t: t.name):
         m = "  ".join(f"{k}={v:.2f}" for k, v in t.metrics.items())
         print(f"  {t.status:<9} {t.name:<24} epochs={t.epochs:<4} {m} {t.error}")
+    if summary.not_started:
+        print(f"{summary.not_started} trial(s) never started (interrupted); `--resume` runs them.")
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed; their MLflow runs are FAILED with the reason.")
     return sweep, artifacts, summary

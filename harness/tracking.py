@@ -196,13 +196,16 @@ class TrialRun:
         self.client.log_batch(self.run_id, metrics=rows)  # one transaction: an epoch is logged whole or not
         self.logged_steps.add(epoch)
 
-    def log_final(self, results: dict) -> None:
+    FINAL_KEYS = ("params", "macs", "flops", "nonzero_params", "binary_adds", "best_val_acc", "test_acc_at_best_val",
+                  "best_epoch", "predicted_time_ratio", "checkpoint_total_s", "log_total_s")
+
+    def log_final(self, results: dict, keys=()) -> None:
+        """Log the run's end-of-trial numbers at step 0: FINAL_KEYS and ``keys`` (a training method's own)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        keys = ("params", "macs", "flops", "best_val_acc", "test_acc_at_best_val", "best_epoch", "predicted_time_ratio",
-                "checkpoint_total_s", "log_total_s")
-        rows = [Metric(k, float(results[k]), now, 0) for k in keys if k in results]
+        keys = list(dict.fromkeys([*self.FINAL_KEYS, *keys]))
+        rows = [Metric(k, float(results[k]), now, 0) for k in keys if isinstance(results.get(k), (int, float))]
         self.client.log_batch(self.run_id, metrics=rows)
 
     def log_torch(self, obj, name: str) -> None:

@@ -242,8 +242,10 @@ class Trainer:
         best = {}
         if self.state.best_epoch:
             best = {k: getattr(self.state, k) for k in ("best_val_acc", "test_acc_at_best_val", "best_epoch")}
-        return {**metrics, **best, **self.counts_summary(), **(self.method.finish(self) or {}),
-                "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+        final = {**best, **self.counts_summary(), **(self.method.finish(self) or {}),
+                 "predicted_time_ratio": sampling.time_ratio(self.ratios)}
+        self.final_keys = list(final)  # what the run has once, at its end (MLflow step 0), not per epoch
+        return {**metrics, **final}
 
     def saved_model(self) -> dict:
         """What ``model.pt`` holds: enough to rebuild the trained model without the dataset."""
@@ -251,7 +253,7 @@ class Trainer:
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
     def counts_summary(self) -> dict:
-        return {"params": self.counts["params"], "macs": self.counts["macs"], "flops": self.counts["flops"]}
+        return {k: self.counts[k] for k in ("params", "macs", "flops", "nonzero_params", "binary_adds")}
 
 
 def train(cfg: RunConfig | dict, on_epoch=None, threads: Optional[int] = None) -> dict:

@@ -22,3 +22,29 @@ def store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def smoke_all(ray_session, tmp_path_factory):
+    """Every sweep file (but jiang_table_4_9, which test_sweep runs on its own) at its smoke profile, once
+    per test run, as a user would: ``harness run`` each into one MLflow store, then ``harness report``
+    each into one folder (so a report that reads another sweep's runs, as Jin's Table 2.2 does, sees
+    them). Returns an object with ``store``, ``reports`` and ``rc[sweep] = (run rc, report rc)``;
+    each sweep's test asserts its own codes, so one broken sweep fails only its own tests.
+    """
+    import types
+
+    from harness import catalog, cli
+
+    root = tmp_path_factory.mktemp("smoke_all")
+    result = types.SimpleNamespace(store=f"sqlite:///{root / 'mlflow.db'}", reports=root / "reports", rc={})
+    names = sorted(s for s in catalog.all_sweeps() if s != "jiang_table_4_9")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        runs = {name: cli.main(["run", name, "--profile", "smoke", "--tracking-uri", result.store, "--quiet"])
+                for name in names}
+        for name in names:
+            report = cli.main(["report", name, "--tracking-uri", result.store, "--out", str(result.reports)])
+            result.rc[name] = (runs[name], report)
+    return result

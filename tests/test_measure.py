@@ -146,3 +146,13 @@ def test_parse_input_rejects(text):
         parse_input(text)
     assert info.value.key == "input"
     assert "CxHxW" in str(info.value)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_meta_device_counts_equal_real_ones(name):
+    """profile_model counts on the meta device; the same model built for real must count the same."""
+    options = {"conv": "maxmin"} if name in ("resnet20", "vgg16") else {}  # a parametrized kernel too
+    described = models.describe(name)["options"]
+    shape = (described["in_channels"], described["image_size"], described["image_size"])
+    real = profile(models.build(name, **options), shape, by_layer=True)
+    assert profile_model(name, options, shape, by_layer=True) == real

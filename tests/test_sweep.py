@@ -72,13 +72,16 @@ def test_reproduce_smoke_jiang_table_4_9(ray_session, store, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("sweep_name", sorted(s for s in catalog.all_sweeps() if s != "jiang_table_4_9"))
-def test_every_other_sweep_runs_at_smoke(ray_session, store, tmp_path, sweep_name):
+def test_every_other_sweep_runs_at_smoke(smoke_all, sweep_name):
+    """``harness run`` then ``harness report`` of every sweep (conftest's smoke_all, shared with the
+    papers' own test modules, which check the contents)."""
     sweep = catalog.all_sweeps()[sweep_name]
-    assert _cli("reproduce", sweep_name, "--profile", "smoke", "--tracking-uri", store, "--out", tmp_path, "--quiet") == 0
-    runs = analysis.load_runs(sweep_name, store)
+    assert smoke_all.rc[sweep_name] == (0, 0)
+    runs = analysis.load_runs(sweep_name, smoke_all.store)
     assert len(runs) == len(sweep.cells("smoke")) and set(runs["status"]) == {"FINISHED"}
+    assert set(runs["profile"]) == {"smoke"}
     for a in sweep.artifacts:
-        assert list(tmp_path.glob(f"{a.id}.*")), a.id
+        assert list(smoke_all.reports.glob(f"{a.id}.*")), a.id
 
 
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import call_with_options
 from ..registry import CONVS
 
 
@@ -24,7 +25,10 @@ def convert_convs(model: nn.Module, conv: str, conv_options: dict | None = None)
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, nn.Conv2d):
-                replacement = make(child, **(conv_options or {}))
+                replacement = call_with_options(make, conv_options or {}, "model.conv_options", f"conv {conv}", child)
                 if replacement is not None:
                     setattr(parent, child_name, replacement)
     return model
+
+
+from . import maxmin  # noqa: E402,F401  (registers the Max-Min conv variants)

@@ -54,20 +54,10 @@ def train_methods() -> list[str]:
 
 def build_method(name: str, options: dict) -> TrainMethod:
     """The method object for ``method.name`` with ``method.options``; ConfigError on a bad name or option."""
-    from ..errors import ConfigError
+    from ..errors import ConfigError, call_with_options
 
     if name not in train_methods():
         raise ConfigError("method.name", name, "one of " + ", ".join(train_methods()))
     if not isinstance(options, dict):
         raise ConfigError("method.options", options, "a mapping of the method's options")
-    try:
-        return METHODS.get(name)(**options)
-    except TypeError as exc:  # an unknown keyword: name it and list the accepted ones
-        import inspect
-
-        accepted = [p for p in inspect.signature(METHODS.get(name)).parameters if p != "self"]
-        unknown = [k for k in options if k not in accepted]
-        if not unknown:
-            raise
-        raise ConfigError(f"method.options.{unknown[0]}", options[unknown[0]],
-                          f"an option of {name}: " + (", ".join(accepted) or "it takes none")) from exc
+    return call_with_options(METHODS.get(name), options, "method.options", name)

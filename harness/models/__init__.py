@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import inspect
 
+import torch
+
 from torch import nn
 
 from .. import layers
 from ..errors import ConfigError
 from ..registry import CONVS, MODELS
 from . import mobilenet, resnet_cifar, small_cnn  # noqa: F401  (importing registers the models)
+from . import alexnet, inception, resnet, vgg  # noqa: F401  (Jin's five ImageNet architectures)
+from . import crnet  # noqa: F401  (Jiang's CRnet-CB and CRnet-CIB)
 
 DATASET_OPTIONS = ("num_classes", "in_channels", "image_size")
 COMMON_OPTIONS = {"conv": "dense", "conv_options": None}  # every model: see harness.layers
@@ -50,6 +54,12 @@ def check_options(name: str, options: dict) -> None:
         raise ConfigError("model.conv", options["conv"], "one of " + ", ".join(CONVS.names()))
     if options.get("conv_options") is not None and not isinstance(options["conv_options"], dict):
         raise ConfigError("model.conv_options", options["conv_options"], "a mapping of the conv variant's options")
+    with torch.device("meta"):  # a variant checks its options on a probe conv: ConfigError before Ray starts;
+        probe = nn.Sequential(nn.Conv2d(4, 4, 3))  # on the meta device it allocates nothing and draws no RNG
+        layers.convert_convs(probe, options.get("conv", "dense"), options.get("conv_options"))
+    check = MODELS.meta(name).get("check")  # a family's value checks, e.g. channels a group count must divide
+    if check is not None:
+        check(**{k: v for k, v in options.items() if k not in COMMON_OPTIONS})
 
 
 def build(name: str, **options) -> nn.Module:

@@ -1,0 +1,57 @@
+"""The CRnet artifacts end to end at their smoke profiles, in depth, on real Ray and MLflow.
+
+conftest's ``smoke_all`` runs and reports every sweep file once per test run (the eight CRnet
+tables, Figure 3.1 and the exp x g sweep among them) and test_sweep checks that each artifact is
+written; these tests read two of them and check what they contain: the logged
+counts against the built model, the published values beside ours, Table 3-1 from the model, the
+latency figure, and Figure 3.1 drawn from the weights the trial saved.
+"""
+from pathlib import Path
+
+import pytest
+
+from analysis.jiang_crnet import row_label
+from harness import analysis, catalog, models, tracking
+from harness.measure import profile
+
+pytestmark = pytest.mark.slow
+
+
+def test_table_4_1_smoke_logs_the_built_models_counts_beside_the_papers(smoke_all):
+    store, out = smoke_all.store, smoke_all.reports
+    assert smoke_all.rc["jiang_table_4_1"] == (0, 0)
+    runs = analysis.load_runs("jiang-table-4-1", store)
+    (cell,) = catalog.resolve("jiang-table-4-1")[0].cells("smoke")
+    assert len(runs) == 1 and set(runs["status"]) == {"FINISHED"}
+    run = runs.iloc[0]
+    assert run["row"] == cell.row == row_label(4, 2, 0.5, "gc-c1dw")
+    # the trial's counts are those of the model it built for digits (1x8x8, 10 classes)
+    built = profile(models.build("crnet_cb", num_classes=10, in_channels=1, image_size=8, exp=4, g=2, alpha=0.5,
+                                 strategy="gc-c1dw"), (1, 8, 8))
+    assert (run["params"], run["macs"]) == (built["params"], built["macs"])
+
+    table = (out / "jiang-table-4-1.md").read_text()
+    assert "27.36" in table and "91.46" in table and "27.3597" in table  # paper FLOPs, paper acc, our MACs
+    assert f"{run['test_acc']:.2f} (n=1)" in table
+    assert "digits instead of the paper's cifar10" in table and "multiply-adds" in table
+    assert "MACs M (as trained)" in table  # digits is not the paper's 3x32x32
+    assert "conv5-x" in (out / "jiang-table-3-1.md").read_text()
+    figure = (out / "jiang-figure-crnet-cifar10.md").read_text()
+    assert "measure_latency" in figure and "No runs yet" not in figure  # smoke_all ran 4-1, 4-2, 4-5, 4-6
+    assert "Inputs: digits 1×8×8" in figure
+    assert (out / "jiang-figure-crnet-cifar10.png").stat().st_size > 10_000
+
+
+def test_figure_3_1_smoke_draws_the_saved_resnet56(smoke_all):
+    store, out = smoke_all.store, smoke_all.reports
+    assert smoke_all.rc["jiang_figure_3_1"] == (0, 0)
+    runs = analysis.load_runs("jiang-figure-3.1", store)
+    assert len(runs) == 1 and set(runs["status"]) == {"FINISHED"}
+    run_id = runs["run_id"].iloc[0]
+    artifacts = [a.path for a in tracking.client(store).list_artifacts(run_id)]
+    assert "model.pt" in artifacts
+    model = analysis.load_model(run_id, store)
+    assert type(model).__name__ == "ResNetCifar" and len(model.layer1) == 9  # ResNet-56: 9 blocks a stage
+    notes = (out / "jiang-figure-3.1.md").read_text()
+    assert "before BN and ReLU" in notes and "Red frames" in notes and "1 -> 16" in notes
+    assert Path(out / "jiang-figure-3.1.png").stat().st_size > 10_000
