@@ -33,6 +33,8 @@ class DataConfig:
     test_subset: Optional[int] = None  # samples kept of the test split; None = all
     augment: bool = True  # the dataset's pad-and-crop / flip defaults, applied on the device
     image_size: Optional[int] = None  # resize variable-size datasets (pet, imagenet) to this side, pixels
+    classes: Optional[int] = None  # keep the first N classes (labels 0..N-1) of every split; None = all
+    crop_padding: Optional[int] = None  # pad-and-crop augmentation, pixels per side; None = the dataset's default
 
 
 @dataclass(frozen=True)
@@ -195,9 +197,11 @@ def validate(cfg: RunConfig) -> None:
     _check("data.dataset", d.dataset, d.dataset in DATASETS, "one of " + ", ".join(DATASETS.names()))
     _check("data.val_size", d.val_size, d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()),
            "a fraction in [0, 1) or a whole number of samples")
-    for key in ("train_subset", "test_subset", "image_size"):
+    for key in ("train_subset", "test_subset", "image_size", "classes"):
         v = getattr(d, key)
         _check(f"data.{key}", v, v is None or v > 0, "a positive integer or null")
+    _check("data.crop_padding", d.crop_padding, d.crop_padding is None or d.crop_padding >= 0,
+           "an integer >= 0 (pixels per side) or null (the dataset's default)")
     _check("train.epochs", t.epochs, t.epochs > 0, "an integer > 0")
     _check("train.batch_size", t.batch_size, t.batch_size > 0, "an integer > 0")
     _check("train.lr", t.lr, t.lr > 0 and math.isfinite(t.lr), "a finite number > 0")

@@ -17,16 +17,25 @@ def call_with_options(fn, options: dict, prefix: str, what: str, *args):
     """``fn(*args, **options)``, turning an unknown keyword into a ConfigError that lists the accepted ones.
 
     For registered variants (conv kernels, training methods) whose options come from a config file:
-    Python's own TypeError would name neither the config key nor the valid choices.
+    Python's own TypeError would name neither the config key nor the valid choices. A class that
+    passes ``**options`` on to its bases accepts the named parameters of every ``__init__`` up its MRO.
     """
     import inspect
 
-    params = inspect.signature(fn).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):  # it takes anything: let it check for itself
-        return fn(*args, **options)
-    accepted = [name for name, p in inspect.signature(fn).parameters.items()
-                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"][len(args):]
-    for key, value in options.items():
-        if key not in accepted:
-            raise ConfigError(f"{prefix}.{key}", value, f"an option of {what}: " + (", ".join(accepted) or "it takes none"))
+    inits = ([c.__init__ for c in fn.__mro__ if "__init__" in vars(c) and c is not object]
+             if inspect.isclass(fn) else [fn])
+    accepted, open_ended = [], False  # a class without an __init__ of its own takes no options
+    for init in inits:
+        params = list(inspect.signature(init).parameters.values())
+        accepted += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                     and p.name != "self" and p.name not in accepted]
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+        if not open_ended:  # this one takes no more: the accepted names end here
+            break
+    if not open_ended:
+        accepted = accepted[len(args):]
+        for key, value in options.items():
+            if key not in accepted:
+                raise ConfigError(f"{prefix}.{key}", value,
+                                  f"an option of {what}: " + (", ".join(accepted) or "it takes none"))
     return fn(*args, **options)

@@ -70,7 +70,7 @@ def _trial(param: dict) -> None:
     from ray import tune
 
     from .config import RunConfig
-    from .train import Trainer
+    from .train import build_trainer
 
     cell, ctx = param["cell"], param["ctx"]
     trial_id = tune.get_context().get_trial_id()
@@ -83,7 +83,7 @@ def _trial(param: dict) -> None:
         tune.report({**run.finished_metrics, "epoch": cfg.train.epochs, "mlflow_run_id": run.run_id})
         return
     try:
-        trainer = Trainer(cfg, threads=ctx["threads"])
+        trainer = build_trainer(cfg, threads=ctx["threads"])  # the Trainer, or an experiment's runner
         history: dict = {}
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -191,8 +191,14 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
         raise ConfigError("--max-failures", max_failures, "an integer >= 0")
     from . import data
 
+    from .methods.base import build_method
+
+    def reads_data(cell) -> bool:  # an experiment that generates its own data needs none on disk
+        method = cell.config["method"]
+        return getattr(build_method(method["name"], method["options"]), "uses_dataset", True)
+
     for d in {(c.config["data"]["dataset"], c.config["data"]["data_root"]) for c in cells
-              if not c.config["data"]["download"]}:
+              if not c.config["data"]["download"] and reads_data(c)}:
         data.locate(*d)  # DatasetNotFound before Ray starts, naming every place searched
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri)

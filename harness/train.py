@@ -131,7 +131,7 @@ class Trainer:
         val_size = int(d.val_size) if d.val_size >= 1 else d.val_size
         self.splits = datasets.load(d.dataset, data_root=d.data_root, download=d.download, val_size=val_size,
                                     split_seed=d.split_seed, image_size=d.image_size,
-                                    train_subset=d.train_subset, test_subset=d.test_subset)
+                                    train_subset=d.train_subset, test_subset=d.test_subset, classes=d.classes)
         info = self.splits.info
         self.input_shape = (info.channels, *info.image_size)
         self.build_kwargs = dict(num_classes=info.num_classes, in_channels=info.channels,
@@ -144,7 +144,8 @@ class Trainer:
         common = dict(device=self.device, mean=info.mean, std=info.std, channels_last=t.channels_last)
         self.train_loader = datasets.DeviceLoader(
             self.splits.train, t.batch_size, shuffle=True, seed=t.seed,
-            crop_padding=info.crop_padding if d.augment else 0, flip=info.flip and d.augment, **common)
+            crop_padding=(info.crop_padding if d.crop_padding is None else d.crop_padding) if d.augment else 0,
+            flip=info.flip and d.augment, **common)
         eval_batch = max(t.batch_size, 512)
         self.val_loader = datasets.DeviceLoader(self.splits.val, eval_batch, shuffle=False, **common)
         self.test_loader = datasets.DeviceLoader(self.splits.test, eval_batch, shuffle=False, **common)
@@ -190,6 +191,7 @@ class Trainer:
         _sync(self.device)
         start = time.perf_counter()
         batches = self.train_loader.epoch(epoch, num_batches=n_batches)
+        forward_train = getattr(self.model, "forward_train", None)  # a model with its own loss (ensembles)
         while True:
             fetch = time.perf_counter()
             try:
@@ -198,8 +200,11 @@ class Trainer:
                 break
             data_time_s += time.perf_counter() - fetch
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(x)
-                loss = F.cross_entropy(logits, y)
+                if forward_train is None:
+                    logits = self.model(x)
+                    loss = F.cross_entropy(logits, y)
+                else:
+                    logits, loss = forward_train(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -256,8 +261,17 @@ class Trainer:
         return {k: self.counts[k] for k in ("params", "macs", "flops", "nonzero_params", "binary_adds")}
 
 
+def build_trainer(cfg: RunConfig, threads: Optional[int] = None):
+    """The Trainer for ``cfg``, or, when ``method.name`` is an experiment (harness.methods.base.Experiment),
+    that experiment's own runner with the same interface."""
+    method = methods_base.build_method(cfg.method.name, cfg.method.options)
+    if isinstance(method, methods_base.Experiment):
+        return method.runner(cfg, threads=threads)
+    return Trainer(cfg, threads=threads)
+
+
 def train(cfg: RunConfig | dict, on_epoch=None, threads: Optional[int] = None) -> dict:
-    """Train one trial and return its final metrics and model counts."""
+    """Train one trial (or run one experiment) and return its final metrics and model counts."""
     if isinstance(cfg, dict):
         cfg = RunConfig.from_dict(cfg)
-    return Trainer(cfg, threads=threads).run(on_epoch)
+    return build_trainer(cfg, threads=threads).run(on_epoch)

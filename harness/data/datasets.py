@@ -15,6 +15,7 @@ Fashion-MNIST idx files side by side could not tell them apart.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.util
 import math
@@ -186,7 +187,7 @@ def _seeded_perm(n: int, seed: int) -> torch.Tensor:
 
 def load(name: str, data_root: str | None = None, download: bool = False,
          val_size: int | float = 0.1, split_seed: int = 0, image_size: int | None = None,
-         train_subset: int | None = None, test_subset: int | None = None) -> Splits:
+         train_subset: int | None = None, test_subset: int | None = None, classes: int | None = None) -> Splits:
     """Read dataset ``name`` into memory as train / val / test uint8 splits.
 
     test is the official test split (digits: a fixed seeded 20 %). val is ``val_size`` samples
@@ -194,23 +195,36 @@ def load(name: str, data_root: str | None = None, download: bool = False,
     seeded with ``split_seed`` and disjoint from train. ``train_subset`` keeps that many of the
     remaining training samples (same permutation), ``test_subset`` a fixed seeded subset of test;
     a subset larger than the split keeps it whole. ``image_size`` resizes to a square (default:
-    the native size, 224 for pet and imagenet). Indices are kept in their on-disk order.
+    the native size, 224 for pet and imagenet). ``classes`` keeps only the samples of the first
+    ``classes`` classes (labels below it, in the dataset's own label order; Pet: breeds sorted by
+    name) in every split, before the hold-out and the subsets, and ``info.num_classes`` becomes it.
+    Indices are kept in their on-disk order.
     """
     reader = DATASETS.get(name)
     _check_args(val_size, image_size, train_subset, test_subset)
+    if classes is not None and not (_is_int(classes) and classes >= 1):
+        raise ConfigError("classes", classes, "a positive int or None")
     folder = _locate(name, data_root, download)
     train_src, test_src, info = reader(folder, image_size)
 
-    n_train = len(train_src.labels)
+    train_pool = torch.arange(len(train_src.labels))  # the samples the splits are drawn from
+    test_pool = torch.arange(len(test_src.labels))
+    if classes is not None:
+        if classes > info.num_classes:
+            raise ConfigError("data.classes", classes, f"at most the {info.num_classes} classes of {name}")
+        train_pool = (train_src.labels < classes).nonzero().flatten()
+        test_pool = (test_src.labels < classes).nonzero().flatten()
+        info = dataclasses.replace(info, num_classes=classes)
+    n_train = len(train_pool)
     n_val = int(val_size) if _is_int(val_size) else int(round(val_size * n_train))
     if n_val >= n_train:
         raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
-    perm = _seeded_perm(n_train, split_seed)
+    perm = train_pool[_seeded_perm(n_train, split_seed)]
     val_idx = perm[:n_val].sort().values
     train_idx = perm[n_val:][:train_subset].sort().values
-    test_idx = torch.arange(len(test_src.labels))
+    test_idx = test_pool
     if test_subset is not None:
-        test_idx = _seeded_perm(len(test_idx), TEST_SUBSET_SEED)[:test_subset].sort().values
+        test_idx = test_pool[_seeded_perm(len(test_pool), TEST_SUBSET_SEED)[:test_subset]].sort().values
 
     def split(src: _Source, idx: torch.Tensor) -> Split:
         return Split(src.take(idx).contiguous(), src.labels[idx].clone())

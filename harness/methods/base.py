@@ -48,16 +48,40 @@ class NoMethod(TrainMethod):
     """Plain training: the optimizer and schedule of ``train`` alone."""
 
 
+class Experiment(TrainMethod):
+    """A study that is not classification training, registered ``kind="experiment"`` (Çallı's pruning
+    cycles on a regression net and an autoencoder). ``harness.train.build_trainer`` asks it for its
+    own runner in place of the Trainer; the runner offers what a Tune trial uses of a Trainer:
+    ``run(on_epoch) -> results``, ``state_dict()``, ``load_state_dict(sd)``, ``counts_summary()`` and
+    ``saved_model()``, with ``on_epoch(step, metrics, runner)`` once per step (a pruning cycle, say).
+    """
+
+    uses_dataset = True  # False: it makes its own data, so no dataset need be on disk (data.dataset is unread)
+
+    def runner(self, cfg, threads=None):
+        raise NotImplementedError
+
+    def setup(self, trainer) -> None:
+        from ..errors import ConfigError
+
+        raise ConfigError("method.name", type(self).__name__, "a training method: an experiment runs through "
+                          "harness.train.build_trainer, not the classification Trainer")
+
+
 def train_methods() -> list[str]:
     return [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "train"]
+
+
+def experiments() -> list[str]:
+    return [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "experiment"]
 
 
 def build_method(name: str, options: dict) -> TrainMethod:
     """The method object for ``method.name`` with ``method.options``; ConfigError on a bad name or option."""
     from ..errors import ConfigError, call_with_options
 
-    if name not in train_methods():
-        raise ConfigError("method.name", name, "one of " + ", ".join(train_methods()))
+    if name not in train_methods() + experiments():
+        raise ConfigError("method.name", name, "one of " + ", ".join(train_methods() + experiments()))
     if not isinstance(options, dict):
         raise ConfigError("method.options", options, "a mapping of the method's options")
     return call_with_options(METHODS.get(name), options, "method.options", name)

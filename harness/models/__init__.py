@@ -18,6 +18,7 @@ from ..registry import CONVS, MODELS
 from . import mobilenet, resnet_cifar, small_cnn  # noqa: F401  (importing registers the models)
 from . import alexnet, inception, resnet, vgg  # noqa: F401  (Jin's five ImageNet architectures)
 from . import crnet  # noqa: F401  (Jiang's CRnet-CB and CRnet-CIB)
+from . import ensemble, wrn  # noqa: F401  (Pöllot et al.: WRN-28-10 and ensembles of slim networks)
 
 DATASET_OPTIONS = ("num_classes", "in_channels", "image_size")
 COMMON_OPTIONS = {"conv": "dense", "conv_options": None}  # every model: see harness.layers
@@ -74,3 +75,4 @@ def build(name: str, **options) -> nn.Module:
     conv_options = options.pop("conv_options", None)
     model = MODELS.get(name)(**options)
     return model if conv == "dense" else layers.convert_convs(model, conv, conv_options)
+from . import calli  # noqa: F401  (Çallı's conv-alternatives baseline and separable residual CIFAR-10 model)

@@ -6,6 +6,12 @@ common CIFAR adaptation is applied: the stem conv gets stride 1 and so does the 
 residual of the second bottleneck group (``features[2]``, 16->24 channels), so a 32x32 image
 reaches the last conv at 4x4 instead of 1x1. Downsampling is then 8x instead of 32x.
 The stem conv is also replaced when ``in_channels`` is not 3.
+
+``width_rounding`` says how ``width`` applies: ``torchvision`` (the default) is torchvision's
+``width_mult``, which rounds every width to a multiple of 8 and keeps the last conv at 1,280
+channels below width 1 (as the MobileNetV2 paper does); ``nearest`` scales every conv, BN and the
+classifier's input by ``width`` exactly, rounded to the nearest channel (harness.models.adapt), so
+parameters and MACs scale about width², as Pöllot et al.'s α does.
 """
 from __future__ import annotations
 
@@ -14,22 +20,29 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .adapt import scale_channels
 
 SMALL_INPUT_MAX_SIZE = 64  # images up to this side count as "small" (CIFAR, SVHN, MNIST, ...)
 
 
 @MODELS.register("mobilenetv2", family="mobilenet")
 def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                width: float = 1.0, small_input: bool | None = None) -> nn.Module:
+                width: float = 1.0, small_input: bool | None = None,
+                width_rounding: str = "torchvision") -> nn.Module:
     """MobileNetV2 from torchvision; stem and features[2] strides 1 for small inputs."""
     if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
         raise ConfigError("model.width", width, "a number > 0 (torchvision's width_mult)")
+    if width_rounding not in ("torchvision", "nearest"):
+        raise ConfigError("model.width_rounding", width_rounding,
+                          "torchvision (width_mult: multiples of 8, last conv >= 1280) or nearest "
+                          "(every layer x width)")
     if small_input is None:
         small_input = image_size <= SMALL_INPUT_MAX_SIZE
     elif not isinstance(small_input, bool):
         raise ConfigError("model.small_input", small_input, "true, false or null (automatic)")
 
-    model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=float(width))
+    exact = width_rounding == "nearest"
+    model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=1.0 if exact else float(width))
     stem = model.features[0][0]
     if small_input or in_channels != stem.in_channels:
         new_stem = nn.Conv2d(in_channels, stem.out_channels, 3, stride=1 if small_input else 2,
@@ -41,4 +54,16 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 3
         second_group = model.features[2]
         second_group.conv[1][0].stride = (1, 1)  # the depthwise conv carries the block's stride
         second_group.stride = 1
+    if exact and width != 1.0:
+        scale_channels(model, float(width), stem="features.0.0", head="classifier.1", name="mobilenetv2",
+                       rounding="nearest")
+        for m in model.modules():  # torchvision's MobileNetV2 initialization, on the new layers
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
     return model

@@ -1,0 +1,238 @@
+"""Çallı, *Faster and Lighter Convolutional Neural Networks* (MSc thesis, 2017): pruning,
+approximation and convolution alternatives.
+
+Artifacts, from the sweeps
+  calli_table_3_1      Table 3.1 (conv alternatives on the baseline model) and the count table of
+                       the alternatives (no runs)
+  calli_table_3_2      Table 3.2 (the separable residual model vs ResNet-20)
+  calli_approximation  Secs. 3.3.3-3.3.4 as a table: connection pruning, rounding, SVD, int8
+  calli_summation      Sec. 3.1.1 as a table: does 2-1000-1 prune to one hidden node?
+  calli_figure_3_1     Figure 3.1: autoencoder nodes per layer before and after pruning
+
+Column mapping, paper -> ours:
+  "Mean / Max Accuracy" (Table 3.1)  -> ``test_acc`` of the last epoch over seeds (the thesis
+                                        reports the CIFAR-10 validation set, i.e. the 10,000 test
+                                        images, and names no selection rule)
+  "# params" (Table 3.2, millions)   -> ``params`` of the built model at 32x32x3, 10 classes
+  "# ops" (Table 3.2)                -> ``macs`` (multiply-accumulates of conv and linear layers):
+                                        ResNet-20's 40.6 M MACs match the thesis's "~40M"
+  "# layers"                         -> weighted layers (conv, depthwise, pointwise, dense)
+  "top-1 ac."                        -> max ``test_acc`` over seeds, as the thesis's "maximum of
+                                        91.1 % ... in 10 training sessions" (mean ± std beside it)
+"""
+from __future__ import annotations
+
+import pandas as pd
+from torch import nn
+
+from .report import Figure, Table, mean_std
+
+# Table 3.1: our row -> (the thesis's operation, mean %, max %)
+TABLE_3_1 = {
+    "convolution": ("Convolution (Baseline)", 81.84, 82.56),
+    "kernel_composing": ("Kernel Composing Conv.", 81.98, 82.51),
+    "separable": ("Separable Convolution", 82.11, 82.53),
+    "separable_nonlinear": ("Separable Convolution with non-linearity", 82.16, 82.75),
+}
+# Table 3.2: our row -> (model, # params in millions, # layers, # blocks, # ops, top-1 %)
+TABLE_3_2 = {
+    "calli_cifar": ("Our Model", "0.12", "27", "6", "~13M", 91.10),
+    "resnet20": ("ResNet-20", "0.27", "20", "9", "~40M", 91.25),
+}
+BLOCKS = {"calli_cifar": 6, "resnet20": 9}  # residual blocks of each architecture
+# Figure 3.1: hidden nodes of the autoencoder before pruning and after (the thesis's best setting)
+AUTOENCODER_BEFORE = (32, 64, 32)
+AUTOENCODER_PAPER = (2, 4, 3)
+
+
+def _dataset_note(runs: pd.DataFrame, paper_dataset: str) -> str:
+    used = sorted(set(runs["dataset"].dropna())) if "dataset" in runs else []
+    return ", ".join(used) if used else paper_dataset
+
+
+def _value(runs: pd.DataFrame, metric: str, how: str = "mean_std", digits: int = 2) -> str:
+    if runs.empty or metric not in runs:
+        return "-"
+    values = pd.to_numeric(runs[metric], errors="coerce").dropna()
+    if values.empty:
+        return "-"
+    if how == "max":
+        return f"{values.max():.{digits}f}"
+    if how == "mean":
+        return f"{values.mean():.{digits}f}"
+    return mean_std(values, digits)
+
+
+# ---- Table 3.1 --------------------------------------------------------------------------------------
+
+def make_table_3_1(runs: pd.DataFrame) -> Table:
+    dataset = _dataset_note(runs, "cifar10")
+    rows = []
+    for label, (operation, mean, best) in TABLE_3_1.items():
+        r = runs[runs["row"] == label]
+        rows.append({"Model (paper)": operation, "row (ours)": label,
+                     "Mean Accuracy % (paper)": f"{mean:.2f}", "Max Accuracy % (paper)": f"{best:.2f}",
+                     f"Mean Accuracy % (ours, {dataset})": _value(r, "test_acc", "mean"),
+                     f"Max Accuracy % (ours, {dataset})": _value(r, "test_acc", "max"),
+                     "ours mean ± std (n)": _value(r, "test_acc"),
+                     "params (ours)": _value(r, "params", "mean", 0), "macs (ours)": _value(r, "macs", "mean", 0)})
+    notes = ["Accuracy: last-epoch test_acc over seeds (the thesis: 10 runs on the CIFAR-10 validation set, "
+             "i.e. its 10,000 test images).",
+             "The 2nd and 3rd convolutions are replaced; the first (3 input channels) stays dense, as in the thesis.",
+             "Baseline widths 32/64/128 are our reading (the thesis gives them only in Figure 2.9)."]
+    return Table(pd.DataFrame(rows), notes)
+
+
+def _conv_counts(conv: str, input_shape=(3, 32, 32)) -> dict:
+    from harness import measure, models
+
+    model = models.build("calli_baseline", num_classes=10, in_channels=input_shape[0], image_size=input_shape[1],
+                         conv=conv)
+    return measure.profile(model, input_shape)
+
+
+def make_conv_counts(_runs=None) -> Table:
+    """Params and MACs of the baseline with each alternative (the thesis's cost formulas, Sec. 2.3)."""
+    dense = _conv_counts("dense")
+    rows = []
+    for label, (operation, _, _) in TABLE_3_1.items():
+        counts = dense if label == "convolution" else _conv_counts(label)
+        rows.append({"Model (paper)": operation, "conv": label, "params": counts["params"], "macs": counts["macs"],
+                     "macs / baseline": f"{counts['macs'] / dense['macs']:.3f}"})
+    return Table(pd.DataFrame(rows), ["Built at 3x32x32 with 10 classes; macs = multiply-accumulates of conv and "
+                                      "linear layers (harness.measure); the thesis tabulates no counts for these."])
+
+
+# ---- Table 3.2 --------------------------------------------------------------------------------------
+
+def weighted_layers(model: nn.Module) -> int:
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+def make_table_3_2(runs: pd.DataFrame) -> Table:
+    from harness import measure, models
+
+    dataset = _dataset_note(runs, "cifar10")
+    rows = []
+    for label, (name, params, layers, blocks, ops, top1) in TABLE_3_2.items():
+        model = models.build(label, num_classes=10, in_channels=3, image_size=32)
+        counts = measure.profile(model, (3, 32, 32))
+        r = runs[runs["row"] == label]
+        rows.append({"Model": name, "# params M (paper)": params, "# params M (ours)": f"{counts['params'] / 1e6:.3f}",
+                     "# layers (paper)": layers, "# layers (ours)": weighted_layers(model),
+                     "# blocks (paper)": blocks, "# blocks (ours)": BLOCKS[label],
+                     "# ops (paper)": ops, "macs M (ours)": f"{counts['macs'] / 1e6:.1f}",
+                     "top-1 % (paper)": f"{top1:.2f}", f"top-1 % max (ours, {dataset})": _value(r, "test_acc", "max"),
+                     f"top-1 % mean ± std (ours, {dataset})": _value(r, "test_acc")})
+    notes = ["Counts at 3x32x32 with 10 classes whatever the runs' dataset; '# ops' read as multiply-accumulates.",
+             "Our layers count conv, depthwise, pointwise and dense layers; the thesis counts 27 for its model "
+             "without saying how.",
+             "The thesis trains its model on 24x24 crops with colour jitter; ours uses 32x32 pad-and-crop and flip."]
+    return Table(pd.DataFrame(rows), notes)
+
+
+# ---- approximation (Secs. 3.3.3-3.3.4) --------------------------------------------------------------
+
+def make_approximation(runs: pd.DataFrame) -> Table:
+    rows = []
+    for label in sorted(runs["row"].unique()):
+        r = runs[runs["row"] == label]
+        rows.append({"row": label,
+                     "prune threshold (x std)": _option(r, "prune_threshold", "0.0"),
+                     "error threshold": _option(r, "error_threshold", "0.1"),
+                     "fp32 test %": _value(r, "fp32_test_acc"), "approximated test %": _value(r, "approx_test_acc"),
+                     "pruned weights": _value(r, "pruned_weights_frac", digits=3),
+                     "factorized / factorizable layers": f"{_value(r, 'factorized_layers', 'mean', 1)} / "
+                                                         f"{_value(r, 'factorizable_layers', 'mean', 0)}",
+                     "macs": _value(r, "macs", "mean", 0), "approximated macs": _value(r, "approx_macs", "mean", 0),
+                     "int8 test %": _value(r, "int8_test_acc"),
+                     "fp32 latency ms": _ms(r, "fp32_latency_s"), "int8 latency ms": _ms(r, "int8_latency_s"),
+                     "int8 speed-up": _value(r, "int8_speedup")})
+    notes = ["The thesis (Sec. 3.3.3): 'we could not find any factorization that would make this model faster "
+             "while preserving the accuracy'; (Sec. 3.3.4) 8-bit quantization 'slowed down the inference speed by "
+             "almost half' with no significant change in accuracy (TensorFlow 1.2).",
+             "Error threshold: relative squared error of the low-rank weight; a layer is factorized only when the "
+             "rank it needs saves MACs (eq. 2.1). Latency: CPU, one thread, median of 10 passes of a batch of "
+             "method.options.latency_batch images; int8 = torch.ao.quantization FX post-training static (x86).",
+             "Test accuracies of the approximated models are measured on the CPU in fp32 (int8 for the quantized one)."]
+    return Table(pd.DataFrame(rows), notes)
+
+
+def _ms(runs: pd.DataFrame, metric: str) -> str:
+    if metric not in runs:
+        return "-"
+    values = pd.to_numeric(runs[metric], errors="coerce").dropna() * 1000
+    return mean_std(values, 3) if not values.empty else "-"
+
+
+# ---- summation pruning (Sec. 3.1.1) -------------------------------------------------------------------
+
+SUMMATION_PAPER = {"distortion": "one node (both criteria, threshold 0)", "none": "no configuration reached one node"}
+
+
+def make_summation(runs: pd.DataFrame) -> Table:
+    rows = []
+    for label in sorted(runs["row"].unique()):
+        r = runs[runs["row"] == label]
+        distorted = float(_option(r, "distortion", "0")) > 0
+        reached = pd.to_numeric(r.get("one_node", pd.Series(dtype=float)), errors="coerce").dropna()
+        rows.append({"row": label, "criterion": _option(r, "criterion", "variance"),
+                     "distortion": "yes" if distorted else "no",
+                     "regularization": _option(r, "regularization", "none"),
+                     "paper": SUMMATION_PAPER["distortion" if distorted else "none"],
+                     "hidden nodes at the end (ours)": _value(r, "nodes_1", "mean_std", 1),
+                     "reached one node (ours)": f"{int(reached.sum())} of {len(reached)}" if len(reached) else "-",
+                     "cycles": _value(r, "cycles", "mean_std", 1), "converged (a cycle pruned nothing)":
+                         _value(r, "converged", "mean", 2),
+                     "test RMSE": _value(r, "test_rmse", "mean_std", 4)})
+    notes = ["2 -> hidden -> 1 with ReLU, y = x1 + x2 with inputs uniform in [0, 1); RMSE; momentum optimizer "
+             "(lr and momentum from train.*); pruning bound 'zero' (never active / zero variance), as the thesis's "
+             "fixed threshold of 0.",
+             "'converged' is 1 when a cycle pruned nothing (the thesis's stop rule); otherwise the run hit train.epochs "
+             "cycles. Distortion: Gaussian noise of method.options.distortion x std of each weight tensor between "
+             "cycles (our reading)."]
+    return Table(pd.DataFrame(rows), notes)
+
+
+def _option(runs: pd.DataFrame, key: str, default: str) -> str:
+    """A method option as recorded (MLflow params hold the options a sweep sets; absent ones have their default)."""
+    values = runs.get(f"config.method.options.{key}", pd.Series(dtype=str)).dropna()
+    return str(values.iloc[0]) if not values.empty else default
+
+
+# ---- Figure 3.1 ------------------------------------------------------------------------------------------
+
+def make_figure_3_1(runs: pd.DataFrame) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted(runs["row"].unique())
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    layers = ["input", "conv 1", "conv 2", "deconv 3", "output"]
+    before = [1, *(_initial_widths(runs)), 1]
+    ax.plot(layers, before, "k--o", label="before pruning")
+    ax.plot(layers, [1, *AUTOENCODER_PAPER, 1], "r-s", label="thesis after pruning (MNIST, 10 ± 4 cycles)")
+    for label in labels:
+        r = runs[runs["row"] == label]
+        nodes = [pd.to_numeric(r.get(f"nodes_{i}", pd.Series(dtype=float)), errors="coerce").mean() for i in (1, 2, 3)]
+        cycles = pd.to_numeric(r.get("cycles", pd.Series(dtype=float)), errors="coerce").mean()
+        rmse = pd.to_numeric(r.get("test_rmse", pd.Series(dtype=float)), errors="coerce").mean()
+        ax.plot(layers, [1, *nodes, 1], "-^", label=f"ours: {label} ({cycles:.0f} cycles, RMSE {rmse:.3f}, n={len(r)})")
+    ax.set_yscale("log", base=2)
+    ax.set_ylabel("nodes (channels)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    dataset = _dataset_note(runs, "mnist")
+    return Figure(fig, [f"Ours on {dataset}; nodes after the last cycle, mean over seeds.",
+                        "Before pruning: the widths the runs started from (method.options.widths)."])
+
+
+def _initial_widths(runs: pd.DataFrame) -> tuple:
+    text = runs.get("config.method.options.widths", pd.Series(dtype=str)).dropna()
+    if text.empty:
+        return AUTOENCODER_BEFORE
+    import yaml
+
+    widths = yaml.safe_load(str(text.iloc[0]))
+    return tuple(widths) if isinstance(widths, list) and len(widths) == 3 else AUTOENCODER_BEFORE

@@ -1,0 +1,146 @@
+"""Çallı's models (MSc thesis 2017): the convolution-alternatives baseline and the separable
+residual CIFAR-10 model.
+
+calli_baseline (Sec. 2.3.4, Figure 2.9): three 5 x 5 convolutions, each followed by bias, batch
+  normalization and ReLU; 2 x 2 max pooling (stride 2) after the first two, global average pooling
+  after the third, one dense layer. The thesis's figure gives the channel counts, its text does
+  not; our reading is ``widths`` = (32, 64, 128), doubling after each pooling as usual. The conv
+  alternatives of Table 3.1 are ``conv: kernel_composing | separable | separable_nonlinear``
+  (harness.layers.separable), which replace the second and third convolutions and keep the first
+  (3 input channels) as the thesis does.
+
+calli_cifar (Sec. 2.4.1, Figures 2.11 and 2.12): one 3 x 3 convolution followed by 6 full
+  pre-activation separable residual blocks (two per stage on ``widths`` = (32, 64, 128): "two times
+  wider" than ResNet-20's 16/32/64, with fewer blocks, 6 against 9), BN, ReLU, global average
+  pooling and a dense layer. A block is BN-ReLU-sep3x3-BN-ReLU-sep3x3 plus the identity, where
+  sep3x3 is depthwise 3 x 3 (with BN-ReLU before the pointwise when ``nonlinear``, the variant the
+  thesis found best, Table 3.1) then pointwise 1 x 1. The first block of a stage strides in its
+  first depthwise convolution and widens in its first pointwise one; its identity mapping is 2 x 2
+  average pooling (stride 2) with zero-padded channels, as the thesis says. Weighted layers: 1 + 6 x
+  4 + 1 = 26 (the thesis counts 27 without saying how); parameters with 10 classes: derived in
+  ``tests/test_calli_layers.py``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import MODELS
+
+BASELINE_WIDTHS = (32, 64, 128)
+CIFAR_WIDTHS = (32, 64, 128)
+
+
+def _widths(value, count: int) -> tuple[int, ...]:
+    if not (isinstance(value, (list, tuple)) and len(value) == count
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise ConfigError("model.widths", value, f"a list of {count} positive channel counts")
+    return tuple(value)
+
+
+def check_baseline(widths=BASELINE_WIDTHS, **_dataset_options) -> None:
+    _widths(widths, 3)
+
+
+def check_cifar(widths=CIFAR_WIDTHS, blocks=2, nonlinear=True, **_dataset_options) -> None:
+    _widths(widths, 3)
+    if not (isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 1):
+        raise ConfigError("model.blocks", blocks, "an integer >= 1 (separable residual blocks per stage)")
+    if not isinstance(nonlinear, bool):
+        raise ConfigError("model.nonlinear", nonlinear, "true (BN-ReLU between depthwise and pointwise) or false")
+
+
+class CalliBaseline(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int, widths: tuple[int, int, int]):
+        super().__init__()
+        layers, previous = [], in_channels
+        for index, width in enumerate(widths):
+            layers += [nn.Conv2d(previous, width, 5, padding=2, bias=True), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            if index < 2:
+                layers.append(nn.MaxPool2d(2, 2))
+            previous = width
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(previous, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.fc(x)
+
+
+def separable3x3(in_channels: int, out_channels: int, stride: int, nonlinear: bool) -> nn.Sequential:
+    parts = [nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=1, groups=in_channels, bias=False)]
+    if nonlinear:
+        parts += [nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True)]
+    parts.append(nn.Conv2d(in_channels, out_channels, 1, bias=False))
+    return nn.Sequential(*parts)
+
+
+class SeparableResidualBlock(nn.Module):
+    """Full pre-activation (He et al. 2016b) block of two separable 3 x 3 convolutions (Figure 2.11)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, nonlinear: bool):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.sep1 = separable3x3(in_channels, out_channels, stride, nonlinear)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.sep2 = separable3x3(out_channels, out_channels, 1, nonlinear)
+        self.stride = stride
+        self.pad_channels = out_channels - in_channels
+        # set by node pruning (harness.methods.node_pruning.prune_separable_residual): for each output
+        # channel, the input channel its identity carries, or in_channels for a zero (padded) one
+        self.register_buffer("shortcut_index", None, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.sep1(F.relu(self.bn1(x)))
+        out = self.sep2(F.relu(self.bn2(out)))
+        shortcut = x
+        if self.stride != 1:
+            # ceil_mode keeps ceil(H/2) rows, the size the stride-2 depthwise conv (padding 1) gives
+            shortcut = F.avg_pool2d(shortcut, 2, self.stride, ceil_mode=True)
+        if self.shortcut_index is not None:
+            shortcut = torch.cat([shortcut, torch.zeros_like(shortcut[:, :1])], 1)[:, self.shortcut_index]
+        elif self.pad_channels:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.pad_channels))
+        return out + shortcut
+
+
+class CalliCifar(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int, widths: tuple[int, int, int], blocks: int,
+                 nonlinear: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        stages, previous = [], widths[0]
+        for index, width in enumerate(widths):
+            stage = []
+            for block in range(blocks):
+                stride = 2 if index > 0 and block == 0 else 1
+                stage.append(SeparableResidualBlock(previous, width, stride, nonlinear))
+                previous = width
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*stages)
+        self.bn = nn.BatchNorm2d(previous)
+        self.fc = nn.Linear(previous, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.stages(self.conv1(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+@MODELS.register("calli_baseline", family="calli", check=check_baseline)
+def calli_baseline(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
+                   widths: tuple = BASELINE_WIDTHS) -> CalliBaseline:
+    """Çallı's conv-alternatives baseline: three 5x5 conv-bias-BN-ReLU, max pooling, GAP, dense (Sec. 2.3.4)."""
+    return CalliBaseline(num_classes, in_channels, _widths(widths, 3))
+
+
+@MODELS.register("calli_cifar", family="calli", check=check_cifar)
+def calli_cifar(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, widths: tuple = CIFAR_WIDTHS,
+                blocks: int = 2, nonlinear: bool = True) -> CalliCifar:
+    """Çallı's CIFAR-10 model: a 3x3 conv and 6 full pre-activation separable residual blocks (Sec. 2.4.1)."""
+    check_cifar(widths, blocks, nonlinear)
+    return CalliCifar(num_classes, in_channels, tuple(widths), blocks, nonlinear)
