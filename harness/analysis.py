@@ -80,6 +80,7 @@ def load_model(run_id: str, tracking_uri: Optional[str] = None):
     import tempfile
 
     import torch
+    import torch.nn.utils.prune  # noqa: F401
 
     from . import models
 
@@ -87,6 +88,12 @@ def load_model(run_id: str, tracking_uri: Optional[str] = None):
         path = tracking.client(tracking_uri).download_artifacts(run_id, "model.pt", tmp)
         saved = torch.load(path, map_location="cpu", weights_only=True)
     model = models.build(saved["name"], **saved["build_kwargs"])
+    # a model pruned with torch.nn.utils.prune (the `prune` method) saves <param>_orig and <param>_mask:
+    # give the fresh model identity masks at those places, and the saved masks load into them
+    for key in saved["state_dict"]:
+        if key.endswith("_mask"):
+            module_name, _, param = key[: -len("_mask")].rpartition(".")
+            torch.nn.utils.prune.identity(model.get_submodule(module_name), param)
     model.load_state_dict(saved["state_dict"])
     return model.eval()
 

@@ -234,6 +234,9 @@ class Trainer:
         for epoch in range(self.state.epoch + 1, self.cfg.train.epochs + 1):
             metrics = self.train_epoch(epoch)
             start = time.perf_counter()
+            fit = getattr(self.model, "fit_on_validation", None)  # a stack fits its weights on val (Zheng's SC-CNN)
+            if fit is not None:
+                metrics.update(fit(self.val_loader) or {})
             metrics["val_acc"], _ = evaluate(self.model, self.val_loader, self.device, self.autocast)
             metrics["test_acc"], metrics["test_acc5"] = evaluate(self.model, self.test_loader, self.device,
                                                                  self.autocast)

@@ -33,3 +33,4 @@ def convert_convs(model: nn.Module, conv: str, conv_options: dict | None = None)
 
 from . import maxmin  # noqa: E402,F401  (registers the Max-Min conv variants)
 from . import separable  # noqa: E402,F401  (registers Çallı's kernel-composing and separable conv variants)
+from . import winograd  # noqa: E402,F401  (registers the Winograd F(2x2,3x3) conv variants of Zheng et al.)

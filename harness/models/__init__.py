@@ -76,3 +76,4 @@ def build(name: str, **options) -> nn.Module:
     model = MODELS.get(name)(**options)
     return model if conv == "dense" else layers.convert_convs(model, conv, conv_options)
 from . import calli  # noqa: F401  (Çallı's conv-alternatives baseline and separable residual CIFAR-10 model)
+from . import zheng  # noqa: F401  (Zheng et al.: AlexNet for 28x28, ConvPool-CNN-C, All-CNN-C, the SC-CNN stack)

@@ -1,0 +1,358 @@
+"""Zheng, Wang & Gupta, *Efficient Ensemble Sparse CNNs with Dynamic Batch Size*: Tables 1-6, Figures 2-5.
+
+From the sweeps (row labels ``<variant>-s<sparsity %>``, ``<variant>-b<batch>``, ``<variant>-dbs``):
+  zheng_table_1   AlexNet (alexnet_fmnist) on Fashion-MNIST: Tables 1, 2, Figures 2a, 2b
+  zheng_table_3   VGG-16 on CIFAR-10: Tables 3, 4, Figures 3a, 3b
+  zheng_table_5   ResNet-32 on CIFAR-100: Tables 5, 6, Figures 4a, 4b, 5a; Figure 5b (analytic, no runs)
+
+Column mapping, paper -> ours:
+  "C-CNN", "SC-CNN", "SWR-CNN", "SWR-CNN + DBS"
+                  -> rows c_cnn, sc_cnn, swr_cnn, swr_cnn_dbs (see the sweep files)
+  "Time"          -> mean training time per epoch, ``train_time_s`` / epochs (each epoch's
+                     ``epoch_time_s``: batching, forward, backward, step; evaluation excluded), in
+                     seconds, on the device and software named in the table's notes. The paper's
+                     times are TensorFlow on an RTX 2080 Ti with the full datasets and models.
+  "Speed"         -> time of the unpruned C-CNN at the paper's batch 128 (row c_cnn-s0, the paper's
+                     "baseline ... without pruning", 17 / 26 / 54 s) divided by the row's time
+  "Overall"       -> the mean time over the sparsities 20-80 %; its speed = baseline / that mean
+                     (the paper's Overall rows match this: 17 / 11.42 = 1.49)
+  (beyond the paper) "theoretical speed-up" -> MACs of the unpruned C-CNN / ``macs_nonzero`` of the
+                     row (each layer's MACs times its fraction of nonzero weights; Winograd layers
+                     count their 16 products per tile, harness.layers.winograd): what sparse kernels
+                     could gain. Our dense kernels run the zeros anyway, so it is not a measured speed-up.
+  Table 2/4/6 batch 128 -> the row ``<variant>-s<paper's sparsity>`` of the sparsity sweep (the same
+                     config); "DBS" -> ``c_cnn-dbs``, ``sc_cnn-dbs``, and ``swr_cnn_dbs-s<sparsity>``
+  Figures' "testing accuracy" -> ``test_acc`` of the last epoch (mean over seeds); the paper's
+                     numbers quoted in its text are drawn as crosses.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness import analysis
+
+from .report import Figure, Table, mean_std
+
+VARIANTS = {"c_cnn": "C-CNN", "sc_cnn": "SC-CNN", "swr_cnn": "SWR-CNN", "swr_cnn_dbs": "SWR-CNN + DBS"}
+SPARSITIES = (20, 30, 40, 50, 60, 70, 80)
+BATCHES = (64, 128, 256, 512, 1024)
+PAPER_DEVICE = "TensorFlow on an NVIDIA RTX 2080 Ti (Sec. 4), full dataset and models"
+
+
+def _table(rows: dict) -> dict:
+    """{key: (time, speed) x 4 variants} from the printed rows."""
+    return {key: {v: (vals[2 * i], vals[2 * i + 1]) for i, v in enumerate(VARIANTS) if 2 * i < len(vals)}
+            for key, vals in rows.items()}
+
+
+# Per dataset: baseline seconds, the paper's sparsity for the batch tables, sparsity table, batch table
+PAPER = {
+    "zheng_table_1": dict(
+        baseline=17, sparsity=30, figure=2,
+        sparse=_table({20: (12, 1.42, 37, 0.46, 17, 1.00, 11, 1.55), 30: (12, 1.42, 37, 0.46, 17, 1.00, 11, 1.55),
+                       40: (12, 1.42, 36, 0.47, 16, 1.06, 11, 1.55), 50: (11, 1.55, 37, 0.46, 17, 1.00, 11, 1.55),
+                       60: (11, 1.55, 37, 0.46, 16, 1.06, 10, 1.7), 70: (11, 1.55, 36, 0.47, 16, 1.06, 10, 1.7),
+                       80: (11, 1.55, 37, 0.46, 16, 1.06, 10, 1.7),
+                       "Overall": (11.42, 1.49, 36.71, 0.46, 16.43, 1.03, 10.57, 1.61)}),
+        batch=_table({64: (20, 0.85, 53, 0.32, 24, 0.71), 128: (12, 1.42, 37, 0.46, 17, 1.00),
+                      256: (7, 2.43, 28, 0.61, 13, 1.31), 512: (5, 3.4, 22, 0.77, 10, 1.70),
+                      1024: (3, 5.67, 21, 0.81, 8, 2.13), "DBS": (6, 2.83, 24, 0.71, 11, 1.55)}),
+        # accuracies the text quotes: (variant, sparsity %) -> %; (variant, batch or "DBS") -> %
+        acc_sparse={("c_cnn", 30): 90.83, ("sc_cnn", 30): 92.29, ("swr_cnn", 30): 92.45, ("swr_cnn_dbs", 30): 93.49,
+                    ("c_cnn", 60): 89.49, ("swr_cnn_dbs", 80): 90.94},
+        acc_batch={("c_cnn", 64): 90.62, ("c_cnn", 1024): 89.51, ("sc_cnn", 64): 90.87, ("sc_cnn", 1024): 88.02,
+                   ("swr_cnn", 64): 90.95, ("swr_cnn", 1024): 88.34,
+                   ("c_cnn", "DBS"): 90.97, ("sc_cnn", "DBS"): 93.35, ("swr_cnn", "DBS"): 93.49}),
+    "zheng_table_3": dict(
+        baseline=26, sparsity=40, figure=3,
+        sparse=_table({20: (19, 1.37, 41, 0.63, 18, 1.44, 15, 1.73), 30: (19, 1.37, 41, 0.63, 18, 1.44, 14, 1.86),
+                       40: (18, 1.44, 40, 0.65, 18, 1.44, 14, 1.86), 50: (18, 1.44, 40, 0.65, 18, 1.44, 14, 1.86),
+                       60: (18, 1.44, 40, 0.65, 18, 1.44, 13, 2.00), 70: (18, 1.44, 39, 0.67, 17, 1.53, 13, 2.00),
+                       80: (18, 1.44, 39, 0.67, 17, 1.53, 12, 2.17),
+                       "Overall": (18.3, 1.42, 40.0, 0.65, 17.71, 1.47, 13.57, 1.92)}),
+        batch=_table({64: (28, 0.93, 62, 0.42, 28, 0.93), 128: (18, 1.44, 40, 0.65, 18, 1.44),
+                      256: (13, 2.00, 32, 0.81, 15, 1.73), 512: (11, 2.36, 28, 0.93, 13, 2.00),
+                      1024: (9, 2.89, 27, 0.96, 12, 2.17), "DBS": (13, 2.00, 29, 0.90, 14, 1.86)}),
+        acc_sparse={("c_cnn", 40): 88.36, ("sc_cnn", 40): 88.34, ("swr_cnn", 40): 89.02, ("swr_cnn_dbs", 40): 89.73,
+                    ("c_cnn", 60): 88.42, ("c_cnn", 80): 83.65},
+        acc_batch={("c_cnn", 64): 87.54, ("c_cnn", 1024): 87.99, ("sc_cnn", 64): 86.87, ("sc_cnn", 1024): 67.73,
+                   ("swr_cnn", 64): 87.50, ("swr_cnn", 1024): 68.91,
+                   ("c_cnn", "DBS"): 88.54, ("sc_cnn", "DBS"): 88.67, ("swr_cnn", "DBS"): 89.73}),
+    "zheng_table_5": dict(
+        baseline=54, sparsity=40, figure=4,
+        sparse=_table({20: (28, 1.93, 51, 1.06, 25, 2.16, 21, 2.57), 30: (28, 1.93, 51, 1.06, 25, 2.16, 21, 2.57),
+                       40: (29, 1.86, 49, 1.10, 24, 2.25, 20, 2.7), 50: (28, 1.93, 53, 1.02, 26, 2.08, 22, 2.45),
+                       60: (29, 1.86, 53, 1.02, 26, 2.08, 22, 2.45), 70: (30, 1.8, 51, 1.06, 25, 2.16, 21, 2.57),
+                       80: (28, 1.93, 49, 1.1, 24, 2.25, 20, 2.7),
+                       "Overall": (28.57, 1.89, 51, 1.06, 25, 2.16, 21, 2.57)}),
+        batch=_table({64: (49, 1.10, 90, 0.60, 53, 1.02), 128: (29, 1.86, 49, 1.10, 20, 2.70),
+                      256: (20, 2.70, 34, 1.59, 14, 3.86), 512: (14, 3.86, 25, 2.16, 11, 4.91),
+                      1024: (12, 4.50, 22, 2.45, 10, 5.40), "DBS": (18, 3.00, 29, 1.86, 13, 4.15)}),
+        acc_sparse={("c_cnn", 40): 68.81, ("sc_cnn", 40): 72.12, ("swr_cnn", 40): 72.56, ("swr_cnn_dbs", 40): 73.26,
+                    ("c_cnn", 80): 59.62},
+        acc_batch={("c_cnn", 64): 70.00, ("c_cnn", 1024): 42.71, ("sc_cnn", 64): 70.72, ("sc_cnn", 1024): 62.64,
+                   ("swr_cnn", 64): 71.04, ("swr_cnn", 1024): 63.49,
+                   ("c_cnn", "DBS"): 68.98, ("sc_cnn", "DBS"): 72.33, ("swr_cnn", "DBS"): 73.29}),
+}
+
+
+def _num(runs: pd.DataFrame, column: str) -> pd.Series:
+    return pd.to_numeric(runs[column], errors="coerce") if column in runs else pd.Series(np.nan, index=runs.index)
+
+
+def _prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    runs["epoch_s"] = _num(runs, "train_time_s") / _num(runs, "config.train.epochs")
+    return runs
+
+
+def _of(runs: pd.DataFrame, row: str) -> pd.DataFrame:
+    return runs[runs["row"] == row]
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _device_note(runs: pd.DataFrame) -> str:
+    devices = ", ".join(sorted(set(runs.get("device", pd.Series(dtype=str)).dropna()))) or "unrecorded device"
+    torch_versions = ", ".join(sorted(set(runs.get("torch_version", pd.Series(dtype=str)).dropna()))) or "?"
+    return (f"Our times: mean epoch_time_s per epoch (train_time_s / epochs), measured on {devices} with PyTorch "
+            f"{torch_versions} (concurrent trials and other jobs on the same machine share its cores and add "
+            f"noise); the paper's: {PAPER_DEVICE}. Absolute times are not comparable; compare the speed columns.")
+
+
+def _speed_notes(runs: pd.DataFrame, baseline: float | None) -> list[str]:
+    return [_device_note(runs),
+            f"Speed (ours) = mean epoch time of c_cnn-s0 ({_fmt(baseline)} s) / the row's; speed (paper) = the "
+            "paper's 'without pruning' baseline / the row's time, as printed.",
+            "Theoretical speed-up = MACs of the unpruned C-CNN / the row's MACs of nonzero weights (macs_nonzero): "
+            "what sparse kernels could save. Masked weights run as zeros in dense kernels, and our Winograd "
+            "layer is plain PyTorch ops, so measured times need not follow it; no speed-up is claimed beyond "
+            "the measured columns."]
+
+
+def _sparsity_table(runs: pd.DataFrame, sweep: str) -> Table:
+    paper = PAPER[sweep]
+    runs = _prepare(runs)
+    base = _of(runs, "c_cnn-s0")
+    base_time = base["epoch_s"].mean() if not base.empty else None
+    base_macs = _num(base, "macs").mean() if not base.empty else None
+    records = []
+    for key in (0, *SPARSITIES, "Overall"):
+        for variant, name in VARIANTS.items():
+            if key == "Overall":
+                sub = runs[runs["row"].isin([f"{variant}-s{s}" for s in SPARSITIES])]
+                ours_time = sub.groupby("row")["epoch_s"].mean().mean() if not sub.empty else None
+                time_text = _fmt(ours_time)
+            else:
+                sub = _of(runs, f"{variant}-s{key}")
+                ours_time = sub["epoch_s"].mean() if not sub.empty else None
+                time_text = mean_std(sub["epoch_s"]) if not sub.empty else "-"
+            p_time, p_speed = paper["sparse"].get(key, {}).get(variant, (None, None))
+            if key == 0 and variant == "c_cnn":
+                p_time, p_speed = paper["baseline"], 1.0
+            theo = (base_macs / _num(sub, "macs_nonzero").mean()) if base_macs and not sub.empty else None
+            records.append({
+                "Sparsity": "Overall" if key == "Overall" else f"{key}%", "Model": name,
+                "Time s (paper)": _fmt(p_time), "Speed (paper)": _fmt(p_speed),
+                "Time s (ours)": time_text,
+                "Speed (ours)": _fmt(base_time / ours_time) if base_time and ours_time else "-",
+                "Theoretical speed-up (ours)": _fmt(theo) if key != "Overall" else "-",
+                "Sparsity achieved (ours)": _fmt(_num(sub, "sparsity").mean(), 3) if key != "Overall" else "-",
+                "Test acc % (ours)": mean_std(sub["test_acc"]) if key != "Overall" and not sub.empty else "-"})
+    notes = _speed_notes(runs, base_time) + [
+        "The paper has no 0 % row: its C-CNN baseline (speed 1.00) is shown there; our 0 % rows of the other "
+        "variants are unpruned."]
+    return Table(pd.DataFrame(records), notes)
+
+
+def _batch_rows(variant: str, key, sparsity: int) -> str:
+    if key == 128:
+        return f"{variant}-s{sparsity}"
+    if key == "DBS":
+        return f"swr_cnn_dbs-s{sparsity}" if variant == "swr_cnn" else f"{variant}-dbs"
+    return f"{variant}-b{key}"
+
+
+def _batch_table(runs: pd.DataFrame, sweep: str) -> Table:
+    paper = PAPER[sweep]
+    runs = _prepare(runs)
+    base = _of(runs, "c_cnn-s0")
+    base_time = base["epoch_s"].mean() if not base.empty else None
+    records = []
+    for key in (*BATCHES, "DBS"):
+        for variant in ("c_cnn", "sc_cnn", "swr_cnn"):
+            row = _batch_rows(variant, key, paper["sparsity"])
+            sub = _of(runs, row)
+            p_time, p_speed = paper["batch"][key][variant]
+            batches = sorted(set(_num(sub, "config.train.batch_size").dropna().astype(int)))
+            records.append({
+                "Batch size": key, "Model": VARIANTS[variant] + (" + DBS" if key == "DBS" else ""),
+                "Row (ours)": row, "Batch (ours, B0 for DBS)": ", ".join(map(str, batches)) or "-",
+                "Time s (paper)": _fmt(p_time), "Speed (paper)": _fmt(p_speed),
+                "Time s (ours)": mean_std(sub["epoch_s"]) if not sub.empty else "-",
+                "Speed (ours)": _fmt(base_time / sub["epoch_s"].mean()) if base_time and not sub.empty else "-",
+                "Test acc % (ours)": mean_std(sub["test_acc"]) if not sub.empty else "-"})
+    notes = _speed_notes(runs, base_time)[:2] + [
+        f"All rows at {paper['sparsity']} % sparsity, as the paper's table. The speed of our DBS rows is their "
+        "mean over all epochs, whose batch sizes follow Algorithm 1 (logged per epoch as batch_size)."]
+    return Table(pd.DataFrame(records), notes)
+
+
+def _accuracy_figure(runs: pd.DataFrame, sweep: str, by: str) -> Figure:
+    import matplotlib.pyplot as plt
+
+    paper = PAPER[sweep]
+    runs = _prepare(runs)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = dict(zip(VARIANTS, "osD^"))
+    if by == "sparsity":
+        xs = (0, *SPARSITIES)
+        for variant, name in VARIANTS.items():
+            ys = [pd.to_numeric(_of(runs, f"{variant}-s{s}")["test_acc"], errors="coerce").mean() for s in xs]
+            line, = ax.plot(xs, ys, marker=markers[variant], label=f"{name} (ours)")
+            quoted = [(s, acc) for (v, s), acc in paper["acc_sparse"].items() if v == variant]
+            if quoted:
+                ax.scatter(*zip(*quoted), marker="x", s=60, color=line.get_color(), label=f"{name} (paper, quoted)")
+        ax.set_xlabel("sparsity %")
+    else:
+        keys = (*BATCHES, "DBS")
+        xs = np.arange(len(keys))
+        for variant in ("c_cnn", "sc_cnn", "swr_cnn"):
+            ys = [pd.to_numeric(_of(runs, _batch_rows(variant, k, paper["sparsity"]))["test_acc"],
+                                errors="coerce").mean() for k in keys]
+            line, = ax.plot(xs, ys, marker=markers[variant], label=f"{VARIANTS[variant]} (ours)")
+            quoted = [(keys.index(k), acc) for (v, k), acc in paper["acc_batch"].items() if v == variant]
+            ax.scatter(*zip(*quoted), marker="x", s=60, color=line.get_color(),
+                       label=f"{VARIANTS[variant]} (paper, quoted)")
+        ax.set_xticks(xs, [str(k) for k in keys])
+        ax.set_xlabel(f"batch size (at {paper['sparsity']} % sparsity; DBS starts at 128)")
+    ax.set_ylabel("test accuracy % (last epoch)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    notes = ["Lines: our test_acc of the last epoch, mean over seeds; crosses: the accuracies the paper's text "
+             "quotes (its figures are not given as numbers)."]
+    return Figure(fig, notes)
+
+
+def make_table_1(runs):
+    return _sparsity_table(runs, "zheng_table_1")
+
+
+def make_table_2(runs):
+    return _batch_table(runs, "zheng_table_1")
+
+
+def make_table_3(runs):
+    return _sparsity_table(runs, "zheng_table_3")
+
+
+def make_table_4(runs):
+    return _batch_table(runs, "zheng_table_3")
+
+
+def make_table_5(runs):
+    return _sparsity_table(runs, "zheng_table_5")
+
+
+def make_table_6(runs):
+    return _batch_table(runs, "zheng_table_5")
+
+
+def make_figure_2a(runs):
+    return _accuracy_figure(runs, "zheng_table_1", "sparsity")
+
+
+def make_figure_2b(runs):
+    return _accuracy_figure(runs, "zheng_table_1", "batch")
+
+
+def make_figure_3a(runs):
+    return _accuracy_figure(runs, "zheng_table_3", "sparsity")
+
+
+def make_figure_3b(runs):
+    return _accuracy_figure(runs, "zheng_table_3", "batch")
+
+
+def make_figure_4a(runs):
+    return _accuracy_figure(runs, "zheng_table_5", "sparsity")
+
+
+def make_figure_4b(runs):
+    return _accuracy_figure(runs, "zheng_table_5", "batch")
+
+
+def layer2_kernels(model, out_channels: int = 6, in_channels: int = 6):
+    """The effective (masked) Winograd-domain kernels of the base member's second conv: (out, in, 4, 4)."""
+    from torch import nn
+
+    from harness.layers.winograd import WinogradConv2d
+
+    base = model.members[0] if hasattr(model, "members") else model
+    convs = [m for m in base.modules() if isinstance(m, (nn.Conv2d, WinogradConv2d))]
+    layer = convs[1]
+    if not isinstance(layer, WinogradConv2d):
+        raise ValueError(f"layer 2 of this model is {type(layer).__name__}, not a Winograd layer")
+    # a pruned layer's ``weight`` attribute is refreshed only by a forward pass: take orig x mask directly
+    weight = layer.weight_orig * layer.weight_mask if hasattr(layer, "weight_mask") else layer.weight
+    return weight.detach()[:out_channels, :in_channels].cpu().numpy()
+
+
+def make_figure_5a(runs):
+    import matplotlib.pyplot as plt
+
+    uri = runs.attrs.get("tracking_uri")
+    shown = [(s, _of(runs, f"swr_cnn_dbs-s{s}")) for s in (0, 60, 80)]
+    shown = [(s, sub) for s, sub in shown if not sub.empty]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(3.4 * max(1, len(shown)), 3.6), squeeze=False)
+    notes = ["Layer 2 = the second convolution of the stack's ResNet-32 member (layer1.0.conv1, 3x3 stride 1, a "
+             "Winograd layer): its first 6 output x 6 input channels, each a 4x4 Winograd-domain kernel "
+             "Prune(G g Gᵀ), zeros white. From the first seed's saved model (train.save_model)."]
+    for ax, (s, sub) in zip(axes[0], shown):
+        kernels = layer2_kernels(analysis.load_model(sub.sort_values("seed")["run_id"].iloc[0], uri))
+        k_out, k_in = kernels.shape[:2]
+        grid = np.full((k_out * 5 - 1, k_in * 5 - 1), np.nan)
+        for o in range(k_out):
+            for i in range(k_in):
+                grid[o * 5:o * 5 + 4, i * 5:i * 5 + 4] = kernels[o, i]
+        limit = np.nanmax(np.abs(grid)) or 1.0
+        masked = np.where(grid == 0, np.nan, grid)
+        ax.imshow(masked, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"sparsity {s} % (zeros: {np.mean(kernels == 0):.0%})", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        notes.append(f"{s} %: {np.mean(kernels == 0):.1%} of the shown Winograd weights are zero.")
+    if not shown:
+        axes[0][0].text(0.5, 0.5, "no swr_cnn_dbs-s0/-s60/-s80 runs", ha="center")
+    return Figure(fig, notes)
+
+
+K_VALUES = tuple(round(1.30 + 0.05 * i, 2) for i in range(10))  # 1.30 ... 1.75
+
+
+def make_figure_5b(_runs=None):
+    import matplotlib.pyplot as plt
+
+    from harness.methods.dbs import momentum_curve
+
+    p = np.linspace(0.0, 0.3, 301)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k in K_VALUES:
+        ax.plot(p, momentum_curve(p, k), label=f"k = {k:.2f}", lw=2.0 if k == 1.6 else 1.0)
+    ax.plot(p, np.minimum(0.9 + 0.5 * p, 1.0), "k--", lw=0.8, label="k = 0 (reaches 1.00 at 0.20)")
+    ax.set_xlabel("proportion of total epochs (since the momentum phase began)")
+    ax.set_ylabel("momentum coefficient")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    peak = {k: float(momentum_curve(10.0, k)) for k in (1.3, 1.6, 1.75)}
+    notes = ["Analytic (no runs): eqs. 17-18, y'' y = k with y = 1 - m, solved by scipy's solve_ivp "
+             "(harness.methods.dbs.momentum_curve). Our reading of Sec. 5.3: y(0) = 1 - 0.90, y'(0) = -0.50 per "
+             "unit proportion of epochs (with k = 0 the momentum reaches 1.00 at 0.20, the dashed line). After "
+             "y' = 0 the repulsion would push the momentum down again; it is held at its peak.",
+             "With these initial conditions the rise stops early and low: peak momentum "
+             + ", ".join(f"{v:.4f} at k = {k}" for k, v in peak.items())
+             + ". The paper's Figure 5b is not given as numbers; it chose k = 1.60."]
+    return Figure(fig, notes)
