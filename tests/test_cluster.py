@@ -111,9 +111,9 @@ def test_sweep_trials_land_on_both_nodes_and_log_to_one_server(two_node_cluster,
 
 
 EPOCH_KEYS = ["train_loss", "train_acc", "epoch_time_s", "images_per_s", "samples_seen", "train_time_s", "lr",
-              "batch_size", "sampling_ratio", "batches", "val_acc", "test_acc", "test_acc5", "eval_time_s",
+              "momentum", "batch_size", "sampling_ratio", "batches", "val_acc", "test_acc", "test_acc5", "eval_time_s",
               "data_time_s", "compute_time_s"]
-FINAL_KEYS = ["params", "macs", "flops", "best_val_acc", "test_acc_at_best_val", "best_epoch", "predicted_time_ratio",
+FINAL_KEYS = ["params", "macs", "flops", "nonzero_params", "binary_adds", "best_val_acc", "test_acc_at_best_val", "best_epoch", "predicted_time_ratio",
               "checkpoint_total_s", "log_total_s"]
 
 
