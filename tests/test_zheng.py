@@ -293,3 +293,17 @@ def test_sweep_rows_match_their_labels(sweep_name, sparsity):
         else:
             assert methods["prune"]["sparsity"] == pytest.approx(sparsity)
             assert cell.config["train"]["batch_size"] == (128 if setting == "dbs" else int(setting[1:]))
+
+
+def test_strict_winograd_on_a_strided_conv_fails_at_config_time_without_drawing_rng():
+    """Issue 5's bad input: a Winograd option on a layer that is not 3x3 stride 1 is an error before Ray."""
+    from harness.config import RunConfig
+
+    cfg = {"data": {"dataset": "digits"},
+           "model": {"name": "resnet20", "options": {"conv": "winograd", "conv_options": {"strict": True}}}}
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    with pytest.raises(ConfigError, match="stride \\(2, 2\\)"):
+        RunConfig.from_dict(cfg)  # resnet20's stage 2 and 3 open with stride-2 3x3 convs
+    assert torch.rand(1) == expected  # the check built the model on the meta device only

@@ -45,8 +45,8 @@ def describe(name: str) -> dict:
     }
 
 
-def check_options(name: str, options: dict) -> None:
-    """Raise ConfigError for an unknown model or option, without building anything."""
+def check_options(name: str, options: dict, _deep: bool = True) -> None:
+    """Raise ConfigError for an unknown model or option (building, if at all, on the meta device only)."""
     valid = list(_signature(name).parameters) + list(COMMON_OPTIONS)
     for option, value in options.items():
         if option not in valid:
@@ -61,11 +61,17 @@ def check_options(name: str, options: dict) -> None:
     check = MODELS.meta(name).get("check")  # a family's value checks, e.g. channels a group count must divide
     if check is not None:
         check(**{k: v for k, v in options.items() if k not in COMMON_OPTIONS})
+    if _deep and options.get("conv", "dense") != "dense" and options.get("conv_options"):
+        # options that depend on the layers themselves (winograd's strict: every conv 3x3 stride 1)
+        # are checked against the whole model, built on the meta device: shapes only, no RNG drawn
+        with torch.device("meta"):
+            build(name, _checked=True, **options)
 
 
-def build(name: str, **options) -> nn.Module:
+def build(name: str, _checked: bool = False, **options) -> nn.Module:
     """Build a registered model; unknown names and options raise ConfigError."""
-    check_options(name, options)
+    if not _checked:
+        check_options(name, options, _deep=False)
     for option in DATASET_OPTIONS:
         value = options.get(option)
         if option in options and not (isinstance(value, int) and not isinstance(value, bool)
