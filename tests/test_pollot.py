@@ -352,3 +352,15 @@ def test_timing_table_relates_every_row_to_the_full_network():
     assert vgg.loc[8, "train x full (ours)"] == "1.25" and vgg.loc[8, "forward ms (ours)"] == "12.50"
     assert set(vgg["device (ours)"]) == {"NVIDIA H100"}
     assert set(frame[frame["network"] == "WRN"]["train step ms (ours)"]) == {"-"}  # no runs: paper only
+
+
+@pytest.mark.parametrize("alpha", [math.sqrt(0.5), 0.5, 0.25])
+def test_vgg16_at_224_takes_every_alpha_of_the_slides(alpha):
+    """The flattened 7x7 map feeds the first linear layer: its input is round(512 a) x 49, not round(25,088 a)."""
+    from harness.measure import profile_model
+
+    counts = profile_model("vgg16", {"width": alpha, "width_rounding": "nearest"}, (3, 224, 224), by_layer=True)
+    last, hidden = math.floor(512 * alpha + 0.5), math.floor(4096 * alpha + 0.5)  # nearest, halves up
+    (first,) = [layer for layer in counts["layers"] if layer["name"] == "classifier.0"]
+    assert first["macs"] == last * 49 * hidden
+    assert first["params"] == last * 49 * hidden + hidden

@@ -61,6 +61,14 @@ def _vgg(depth: int, num_classes: int, in_channels: int, image_size: int, width:
         model.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         model.classifier[0] = nn.Linear(512, 4096)
     scale_channels(model, width, stem="features.0", head="classifier.6", name=name, rounding=width_rounding)
+    # the first linear layer reads the flattened (last conv channels) x pool area: with rounded widths
+    # round(512 a) x 49 need not equal round(25,088 a), so its input follows the convs it reads
+    last_conv = [m for m in model.features if isinstance(m, nn.Conv2d)][-1]
+    pool = model.avgpool.output_size
+    area = pool * pool if isinstance(pool, int) else pool[0] * pool[1]
+    first = model.classifier[0]
+    if first.in_features != last_conv.out_channels * area:
+        model.classifier[0] = nn.Linear(last_conv.out_channels * area, first.out_features, bias=first.bias is not None)
     _init_like_torchvision(model)
     return model
 
