@@ -229,6 +229,10 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
         return SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
                             wall_time_s=0.0, skipped=[c.name for c in skipped])
     init_ray(address)
+    # CheckpointConfig(num_to_keep=1) makes Tune snapshot the experiment state whenever a trial
+    # checkpoints: that is what lets --resume pick up exactly where a killed driver stopped, and its
+    # cost is small (benchmarks/RESULTS.md), so Tune's repeated warning about it is silenced.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     if restore_from is not None:
         # The restored param space is the original one (the cells it launched, the old driver tag).
