@@ -18,6 +18,10 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
                           cost shows up in compute_time_s)
   compute_time_s          epoch_time_s - data_time_s: forward, backward, optimizer step
 A training method (``method:``, harness.methods.base) adds its own metrics to each epoch and the end.
+Two optional model hooks: ``forward_train(x, y) -> (logits, loss)`` replaces cross-entropy on the
+logits (ensembles train each member on its own loss), and ``fit_on_validation(val_loader) -> dict``
+runs after each epoch's training, before evaluation (a stack fits its member weights on the
+validation split, so its val_acc is measured on the data it was fitted on; test_acc is not).
 At the end: params, macs, flops (= 2 x macs) of the model at the dataset's input size.
 Nothing here prints or talks to MLflow: the caller passes ``on_epoch``.
 """
