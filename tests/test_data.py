@@ -220,17 +220,22 @@ def test_imagenet_folder_resized_center_cropped(tmp_path):
     assert torch.equal(s.test.images[0], torch.full((3, 4, 4), 255, dtype=torch.uint8))
 
 
-def test_oxford_pet_layout(tmp_path):
-    folder = tmp_path / "oxford-iiit-pet"
-    colors = {"Abyssinian_1": (200, 40, 40), "Abyssinian_2": (40, 200, 40), "beagle_1": (40, 40, 200),
-              "beagle_2": (120, 120, 120), "Abyssinian_3": (10, 220, 90)}
+def write_pet(root, colors: dict, trainval: str, test: str) -> None:
+    """Oxford-IIIT Pet's layout under ``root``: one banded JPEG per image id, and the two annotation
+    lists (CLASS-ID SPECIES BREED-ID per line: ids are 1-based; species 1 = cat, 2 = dog)."""
+    folder = root / "oxford-iiit-pet"
     for image_id, color in colors.items():
         _bands(folder / "images" / f"{image_id}.jpg", (color,) * 3, width_each=(8, 16, 8), height=16, fmt="JPEG")
     (folder / "annotations").mkdir()
-    # CLASS-ID SPECIES BREED-ID per line: ids are 1-based; species 1 = cat, 2 = dog.
-    (folder / "annotations" / "trainval.txt").write_text(
-        "Abyssinian_1 1 1 1\nbeagle_1 2 2 1\nAbyssinian_2 1 1 1\nbeagle_2 2 2 1\n")
-    (folder / "annotations" / "test.txt").write_text("Abyssinian_3 1 1 1\n")
+    (folder / "annotations" / "trainval.txt").write_text(trainval)
+    (folder / "annotations" / "test.txt").write_text(test)
+
+
+def test_oxford_pet_layout(tmp_path):
+    colors = {"Abyssinian_1": (200, 40, 40), "Abyssinian_2": (40, 200, 40), "beagle_1": (40, 40, 200),
+              "beagle_2": (120, 120, 120), "Abyssinian_3": (10, 220, 90)}
+    write_pet(tmp_path, colors, "Abyssinian_1 1 1 1\nbeagle_1 2 2 1\nAbyssinian_2 1 1 1\nbeagle_2 2 2 1\n",
+              "Abyssinian_3 1 1 1\n")
     s = load("oxford_pet", data_root=str(tmp_path), val_size=0, image_size=8)
     assert s.train.images.shape == (4, 3, 8, 8) and s.test.images.shape == (1, 3, 8, 8)
     assert s.train.labels.tolist() == [0, 1, 0, 1] and s.test.labels.tolist() == [0] and s.info.num_classes == 37

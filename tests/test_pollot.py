@@ -272,17 +272,12 @@ def test_flop_budget_refuses_a_run_that_would_exceed_it_and_times_a_batch():
 # ---- data.classes, data.crop_padding -------------------------------------------------------------
 
 def test_classes_keeps_the_first_classes_of_the_pet_files(tmp_path):
-    from tests.test_data import _bands
+    from tests.test_data import write_pet
 
-    folder = tmp_path / "oxford-iiit-pet"
     colors = {"Abyssinian_1": (200, 40, 40), "beagle_1": (40, 40, 200), "Abyssinian_2": (40, 200, 40),
               "beagle_2": (120, 120, 120), "Abyssinian_3": (10, 220, 90), "beagle_3": (90, 10, 220)}
-    for image_id, color in colors.items():
-        _bands(folder / "images" / f"{image_id}.jpg", (color,) * 3, width_each=(8, 16, 8), height=16, fmt="JPEG")
-    (folder / "annotations").mkdir()
-    (folder / "annotations" / "trainval.txt").write_text(
-        "Abyssinian_1 1 1 1\nbeagle_1 2 2 1\nAbyssinian_2 1 1 1\nbeagle_2 2 2 1\n")
-    (folder / "annotations" / "test.txt").write_text("Abyssinian_3 1 1 1\nbeagle_3 2 2 1\n")
+    write_pet(tmp_path, colors, "Abyssinian_1 1 1 1\nbeagle_1 2 2 1\nAbyssinian_2 1 1 1\nbeagle_2 2 2 1\n",
+              "Abyssinian_3 1 1 1\nbeagle_3 2 2 1\n")
     everything = load("oxford_pet", data_root=str(tmp_path), val_size=0, image_size=8)
     assert everything.train.labels.tolist() == [0, 1, 0, 1] and everything.info.num_classes == 37
     first = load("oxford_pet", data_root=str(tmp_path), val_size=0, image_size=8, classes=1)
