@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo test ui clean
+.PHONY: install browser datasets system demo test test-fast ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,17 +20,43 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/harness reproduce jiang-table-4-9 --profile quick --dataset digits --set model.name=resnet20 --out reports
 
-# Debian's chromium and chromedriver for tests/test_ui.py (the MLflow UI in a real browser):
-# installed once with apt-get when missing and run as root; otherwise that test skips and says why.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
-	    || echo "could not install chromium/chromium-driver: tests/test_ui.py will skip"; \
-	else echo "chromium/chromedriver missing and not root: tests/test_ui.py will skip (apt-get install chromium chromium-driver)"; fi
+# Debian packages that tests and quick profiles use, installed with one apt-get call when missing and
+# run as root; otherwise nothing is installed and the tests that need them skip, saying why.
+# Each entry is PACKAGE:PROBE, the probe a command on PATH or a path the package installs.
+#   chromium, chromium-driver   tests/test_ui.py drives the MLflow UI in a real browser
+#   dataset-fashion-mnist       Fashion-MNIST's idx files (tests/test_data.py, --dataset fashion_mnist)
+APT_GET ?= apt-get
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+BROWSER_PACKAGES := chromium:chromium chromium-driver:chromedriver
+DATASET_PACKAGES := dataset-fashion-mnist:$(FASHION_MNIST)
+define apt_ensure
+	@missing=""; for entry in $(1); do pkg=$${entry%%:*}; probe=$${entry#*:}; \
+	  if [ -e "$$probe" ] || command -v "$$probe" >/dev/null 2>&1; then :; else missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$missing"; \
+	  { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; } \
+	    || echo "could not install$$missing: the tests that need them will skip"; \
+	else echo "missing Debian packages$$missing and not root (apt-get install$$missing): the tests that need them will skip"; fi
+endef
 
-test: install browser
+browser:
+	$(call apt_ensure,$(BROWSER_PACKAGES))
+
+datasets:
+	$(call apt_ensure,$(DATASET_PACKAGES))
+
+# Both in one apt-get call (one package-list update on a fresh machine).
+system:
+	$(call apt_ensure,$(BROWSER_PACKAGES) $(DATASET_PACKAGES))
+
+test: install system
 	$(PY) -m pytest -q
+
+# The working loop: everything not marked slow (no Ray or MLflow end-to-end runs).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 ui: install
 	$(VENV)/bin/harness ui

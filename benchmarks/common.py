@@ -1,5 +1,5 @@
 """What every benchmark shares: the machine and versions it ran on, the load around a measurement,
-a CIFAR-10-format dataset of random images, and the one JSON line each script ends with.
+CIFAR-10- and Fashion-MNIST-format datasets of random images, and the one JSON line each script ends with.
 
 Other jobs may share the machine, so each measurement records ``os.getloadavg()`` before and after
 it; a 1-minute load above the core count means the figure was taken under load (``under_load``).
@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import platform
+import struct
 import sys
 import time
 from contextlib import contextmanager
@@ -80,6 +81,21 @@ def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
     (folder / "test_batch").write_bytes(pickle.dumps(test))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)],
                                                         "num_vis": 3072, "num_cases_per_batch": per_batch}))
+    return Path(root)
+
+
+def write_fashion_mnist(root: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """A FashionMNIST/raw folder of random 28x28 images in the real idx format (big-endian header:
+    magic 0x0803 for images, 0x0801 for labels, then the dimensions), for timing where the real
+    dataset is not on the machine (it comes from Debian's dataset-fashion-mnist, `make datasets`)."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "FashionMNIST" / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        (folder / f"{part}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (folder / f"{part}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
     return Path(root)
 
 

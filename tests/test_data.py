@@ -15,7 +15,7 @@ from harness.data import DeviceLoader, Split, dataset_names, load, search_paths
 from harness.data import datasets as datasets_module
 from harness.errors import ConfigError, DatasetNotFound
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION = datasets_module.SYSTEM_DATASETS / "fashion-mnist"  # Debian's dataset-fashion-mnist
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +188,7 @@ def test_missing_dataset_message_names_every_place(tmp_path, monkeypatch):
     for place in [tmp_path / "arg", tmp_path / "env", tmp_path / "home" / ".cache" / "harness",
                   Path("/usr/share/datasets/mnist"), tmp_path / "arg" / "MNIST" / "raw", tmp_path / "env" / "mnist"]:
         assert str(place) in message
-    assert "--download" in message and "train-images-idx3-ubyte" in message
+    assert "--set data.download=true" in message and "train-images-idx3-ubyte" in message
     assert search_paths("mnist", str(tmp_path / "arg")) == [
         tmp_path / "arg", tmp_path / "env", tmp_path / "home" / ".cache" / "harness", Path("/usr/share/datasets/mnist")]
 
@@ -258,7 +258,9 @@ def test_digits_from_sklearn():
     assert 0.2 < s.info.mean[0] < 0.4 and s.info.flip is False
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")
+@pytest.mark.needs_dataset("fashion_mnist")
+@pytest.mark.skipif(not FASHION.is_dir(), reason=f"dataset-fashion-mnist is not installed in {FASHION} "
+                    "(`make datasets` installs it with apt-get as root)")
 def test_real_fashion_mnist_from_debian_package():
     s = load("fashion_mnist")
     assert len(s.train.labels) + len(s.val.labels) == 60000 and len(s.val.labels) == 6000

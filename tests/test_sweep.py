@@ -134,7 +134,7 @@ def test_missing_dataset_fails_before_ray(store, tmp_path, monkeypatch, capsys):
         from harness.sweep import run_sweep
 
         run_sweep(sweep, "quick", sweep.cells("quick"), tracking_uri=store)
-    assert str(tmp_path / ".cache" / "harness") in str(e.value) and "--download" in str(e.value)
+    assert str(tmp_path / ".cache" / "harness") in str(e.value) and "--set data.download=true" in str(e.value)
 
 
 def test_unknown_artifact_lists_the_valid_ones():

@@ -36,7 +36,9 @@ from torchvision.transforms import v2
 from ..errors import ConfigError, DatasetNotFound
 from ..registry import DATASETS
 
-SYSTEM_DATASETS = Path("/usr/share/datasets")  # where Debian's dataset-* packages install
+# Where Debian's dataset-* packages install. $HARNESS_SYSTEM_DATASETS moves it: the suite points it at an
+# empty folder to prove that the tests needing a system dataset skip cleanly on a machine without it.
+SYSTEM_DATASETS = Path(os.environ.get("HARNESS_SYSTEM_DATASETS") or "/usr/share/datasets")
 TEST_SUBSET_SEED = 0  # the test subset is the same for every split_seed, so test numbers compare
 DIGITS_TEST_FRACTION, DIGITS_TEST_SEED = 0.2, 0  # digits has no official split: a fixed one
 
@@ -120,7 +122,7 @@ def _roots(name: str, data_root: str | None) -> list[tuple[Path, bool]]:
 
 
 def search_paths(name: str, data_root: str | None = None) -> list[Path]:
-    """The roots searched for ``name``, in order; ``--download`` saves into the first."""
+    """The roots searched for ``name``, in order; ``data.download: true`` saves into the first."""
     return [root for root, _ in _roots(name, data_root)]
 
 
@@ -154,7 +156,7 @@ def _locate(name: str, data_root: str | None, download: bool) -> Path:
     first = search_paths(name, data_root)[0]
     how = layout.get.format(root=first)
     if layout.download and layout.bundled is None:
-        how = f"run with --download (needs internet; saves under {first}), or {how}"
+        how = f"run with --set data.download=true (needs internet; saves under {first}), or {how}"
     raise DatasetNotFound(
         f"dataset {name!r} not found: looked for {', '.join(layout.files)} in\n  "
         + "\n  ".join(str(c) for c in candidates)
