@@ -4,9 +4,10 @@ It runs the ``harness`` command inside the cluster: ``run`` and ``reproduce`` jo
 cluster (``--address auto``) and log to the cluster's tracking server (``--tracking-uri
 http://<head address>:5000``, started by tracking_server.sh) and keep Tune's state and checkpoints
 on ``$HARNESS_RAY_RESULTS`` (shared storage, so ``--resume`` works after a driver restart), unless
-the arguments say otherwise. The ``ray job submit`` equivalent:
+the arguments say otherwise. The ``ray job submit`` equivalent (the head's dashboard listens on its
+127.0.0.1 only: ``ray dashboard cluster/<config>.yaml`` forwards it to this machine's port 8265):
 
-    ray job submit --address http://<head>:8265 --working-dir . -- python cluster/entrypoint.py run ...
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python cluster/entrypoint.py run ...
 """
 from __future__ import annotations
 

@@ -63,9 +63,12 @@ def two_node_cluster():
     ray_bin = str(procs.BIN / "ray")
     port = procs.free_port()
     dirs = [Path(tempfile.mkdtemp(prefix="rh", dir="/tmp")), Path(tempfile.mkdtemp(prefix="rw", dir="/tmp"))]
-    env = {"RAY_AUTH_MODE": "disabled"}
+    # no 30 s drain on SIGTERM at teardown; ray[default]'s client server on a free port, not the fixed
+    # 10001 another Ray on this machine may hold
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = procs.start([ray_bin, "start", "--head", "--port", str(port), "--temp-dir", str(dirs[0]),
+                        "--ray-client-server-port", str(procs.free_port()),
                         "--include-dashboard=false", *common], dirs[0] / "start.log", env)
     nodes = [head]
     try:
