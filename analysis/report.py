@@ -55,10 +55,10 @@ def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]
 def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = None,
            profile: Optional[str] = None) -> list[Path]:
     """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
-    sweep, _ = catalog.resolve(artifact.sweep)
+    sweep, _ = catalog.resolve(artifact.sweep_file or artifact.sweep)
     if not artifact.runs:
-        return _write(artifact, _function(artifact.report)(None), [], out)
-    runs = analysis.load_runs(artifact.id, tracking_uri, status="FINISHED")
+        return _write(artifact, _function(artifact.report)(None, **artifact.options), [], out)
+    runs = analysis.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
         return []
@@ -67,7 +67,9 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     runs.attrs = attrs
     if runs.empty:
         return []
-    result = _function(artifact.report)(runs)
+    if sweep.is_search:
+        runs.attrs["objectives"] = sweep.objectives(profile)
+    result = _function(artifact.report)(runs, **artifact.options)
     paper_dataset = (sweep.base.get("data") or {}).get("dataset")
     measured = sorted(set(runs["dataset"].dropna()))
     notes = [f"Profile `{profile}`: {len(runs)} finished runs of sweep `{sweep.name}` ({sweep.path.name})."]

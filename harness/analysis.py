@@ -46,6 +46,8 @@ def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Option
     runs = _all_runs(tracking.client(tracking_uri), exp.experiment_id, " and ".join(filters))
     rows = []
     for r in runs:
+        if r.data.tags.get("search_parent") == "true":  # a search launch's parent run holds no trial
+            continue
         row = {"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
                "start_time": pd.to_datetime(r.info.start_time, unit="ms"),
                "end_time": pd.to_datetime(r.info.end_time, unit="ms") if r.info.end_time else pd.NaT}

@@ -76,35 +76,80 @@ def _sets(args) -> list[str]:
 
 def _run_sweep(args):
     from . import catalog
-    from .sweep import run_sweep
+    from .sweep import run_search, run_sweep
 
     sweep, artifacts = catalog.resolve(args.target)
-    cells = sweep.cells(args.profile, dataset=args.dataset, sets=_sets(args))
-    print(f"sweep {sweep.name} ({sweep.path}), profile {args.profile}: {len(cells)} trials"
-          + (f", dataset {args.dataset} instead of the paper's" if args.dataset else ""), flush=True)
-    summary = run_sweep(sweep, args.profile, cells, address=args.address, cpus_per_trial=args.cpus_per_trial,
-                        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                        tracking_uri=args.tracking_uri, progress=not args.quiet, max_failures=args.max_failures,
-                        resume=args.resume, rerun=args.rerun, storage_path=args.storage_path)
+    common = dict(address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                  max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, progress=not args.quiet,
+                  max_failures=args.max_failures, resume=args.resume, storage_path=args.storage_path,
+                  verbose=args.verbose)
+    instead = f", dataset {args.dataset} instead of the paper's" if args.dataset else ""
+    if sweep.is_search or args.num_samples is not None or args.search_seed is not None:
+        plan = sweep.search_plan(args.profile, dataset=args.dataset, sets=_sets(args), num_samples=args.num_samples,
+                                 seed=args.search_seed)
+        spec = plan.spec
+        objectives = ", ".join(f"{k} {v}" for k, v in spec.objectives.items())
+        print(f"sweep {sweep.name} ({sweep.path}), profile {args.profile}: search of {spec.num_samples} samples"
+              + (f" x {len(plan.points)} axis points" if len(plan.points) > 1 else "")
+              + f", {spec.algorithm} (seed {spec.seed}), scheduler {spec.scheduler_name}, objectives {objectives}"
+              + (f", constraints {spec.constraints}" if spec.constraints else "") + instead, flush=True)
+        summary = run_search(sweep, args.profile, plan, **common)
+    else:
+        cells = sweep.cells(args.profile, dataset=args.dataset, sets=_sets(args))
+        print(f"sweep {sweep.name} ({sweep.path}), profile {args.profile}: {len(cells)} trials" + instead, flush=True)
+        summary = run_sweep(sweep, args.profile, cells, rerun=args.rerun, **common)
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} cell(s) already recorded FINISHED (same config digest; "
               f"--rerun runs them again): {', '.join(summary.skipped)}")
     print(f"\nsummary of {len(summary.trials)} trials ({summary.wall_time_s:.0f} s), "
           f"MLflow experiment {summary.experiment!r} at {summary.tracking_uri}:")
     for t in sorted(summary.trials, key=lambda t: t.name):
-        m = "  ".join(f"{k}={v:.2f}" for k, v in t.metrics.items())
-        print(f"  {t.status:<9} {t.name:<24} epochs={t.epochs:<4} {m} {t.error}")
+        m = "  ".join(f"{k}={v:.4g}" if k in summary.extra_metrics else f"{k}={v:.2f}" for k, v in t.metrics.items())
+        early = " (stopped early)" if t.stopped_early else ""
+        print(f"  {t.status:<9} {t.name:<24} epochs={t.epochs:<4}{early} {m} {t.error}")
+    if summary.search is not None:
+        _print_search(summary)
     if summary.not_started:
-        print(f"{summary.not_started} trial(s) never started (interrupted); `--resume` runs them.")
+        print(f"{summary.not_started} trial(s) never started (interrupted).")
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed; their MLflow runs are FAILED with the reason.")
+    if summary.interrupted:
+        killed = sum(t.status == "KILLED" for t in summary.trials)
+        print(f"interrupted: {killed} trial(s) KILLED in MLflow, {summary.not_started} never started. "
+              f"Continue with the same command and --resume.")
     return sweep, artifacts, summary
+
+
+def _print_search(summary) -> None:
+    s = summary.search
+    print(f"search: {s['algorithm']}, scheduler {s['scheduler']}, parent run {s['parent_run_id']}; "
+          f"{len(s['infeasible'])} infeasible sample(s) recorded, never trained")
+    for i in s["infeasible"]:
+        print(f"  infeasible {i['name']:<12} {i['reason']}")
+    for objective, row in s["best"].items():
+        print(f"  best {objective} ({s['objectives'][objective]}): {row['sample']} {objective}={row[objective]:.4g} "
+              f"{_values(row['values'])}")
+    print(f"Pareto front over {', '.join(f'{k} ({v})' for k, v in s['objectives'].items())}: {len(s['front'])} sample(s)")
+    for row in s["front"]:
+        objectives = " ".join(f"{k}={row[k]:.4g}" for k in s["objectives"])
+        print(f"  {row['sample']:<10} {objectives}  {_values(row['values'])}")
+
+
+def _values(values: dict) -> str:
+    return " ".join(f"{k}={json.dumps(v, separators=(',', ':')) if isinstance(v, dict) else (f'{v:.4g}' if isinstance(v, float) else v)}"
+                    for k, v in values.items())
+
+
+def _exit_code(summary) -> int:
+    if summary.interrupted:
+        return 130  # as a shell reports a command ended by SIGINT
+    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
 
 
 def _run(args) -> int:
     _, _, summary = _run_sweep(args)
     _print_ui_hint(summary.tracking_uri)
-    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
+    return _exit_code(summary)
 
 
 def _report(args, sweep=None, artifacts=None) -> int:
@@ -133,10 +178,11 @@ def _report(args, sweep=None, artifacts=None) -> int:
 
 def _reproduce(args) -> int:
     sweep, artifacts, summary = _run_sweep(args)
-    args.report_profile = args.profile
-    _report(args, sweep, artifacts)
+    if not summary.interrupted:  # an interrupted sweep is reported once --resume has finished it
+        args.report_profile = args.profile
+        _report(args, sweep, artifacts)
     _print_ui_hint(summary.tracking_uri)
-    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
+    return _exit_code(summary)
 
 
 def _numbers(key: str, text: str) -> list[float]:
@@ -209,6 +255,9 @@ def _add_run_args(p):
     p.add_argument("--rerun", action="store_true", help="run cells again even if already recorded FINISHED")
     p.add_argument("--storage-path", default=None,
                    help="Tune state and checkpoints (default $HARNESS_RAY_RESULTS or ~/ray_results; shared on a cluster)")
+    p.add_argument("--num-samples", type=int, default=None, help="a search's samples (overrides search.num_samples)")
+    p.add_argument("--search-seed", type=int, default=None, help="a search's seed (overrides search.seed)")
+    p.add_argument("--verbose", action="store_true", help="also Ray's and Tune's own output (per-checkpoint lines, ...)")
     _add_tracking(p)
 
 

@@ -8,6 +8,9 @@ class ConfigError(ValueError):
         self.key, self.value, self.valid = key, value, valid
         super().__init__(f"{key}={value!r} is not valid: expected {valid}")
 
+    def __reduce__(self):  # Ray pickles a trial's exception; the default would call __init__(message)
+        return type(self), (self.key, self.value, self.valid)
+
 
 class DatasetNotFound(FileNotFoundError):
     """A dataset is on none of the searched paths; the message lists them and how to get it."""

@@ -6,11 +6,18 @@ A trial's run carries the whole resolved config as params (flattened, ``train.lr
 ``step = epoch`` (one ``log_batch`` per epoch), the config as ``config.yaml`` and a final status:
 FINISHED, FAILED (tag ``failure_reason``) or KILLED.
 
+A search sweep's launch has one parent run (tag ``search_parent=true``; the space, algorithm,
+seed, objectives as params; the front as ``front.json``); each trial's run is its child
+(``mlflow.parentRunId``), an infeasible sample a child with ``infeasible=true`` and no epochs, a
+trial an early-stopping scheduler ended FINISHED with ``stopped_early=true``.
+
 Embedded default store: ``sqlite:///<cwd>/mlflow.db`` (MLflow 3 refuses the ./mlruns file store);
 ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` for a server.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import subprocess
@@ -41,6 +48,94 @@ def terminate_stale_runs(uri: str, experiment_id: str, trial_ids: dict[str, str]
             c.set_terminated(run.info.run_id, status=status)
             closed += 1
     return closed
+
+
+def _log_params(c, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, _param_text(v)) for k, v in sorted(params.items())]
+    for i in range(0, len(items), PARAM_BATCH):
+        c.log_batch(run_id, params=items[i:i + PARAM_BATCH])
+
+
+def start_parent(uri: str, experiment_id: str, name: str, tags: dict, params: dict) -> str:
+    """The parent run of one launch of a search: the UI groups the trials' runs below it."""
+    c = client(uri)
+    run_id = c.create_run(experiment_id, run_name=name, tags={**{k: str(v) for k, v in tags.items()},
+                                                              "mlflow.runName": name, "search_parent": "true"}).info.run_id
+    _log_params(c, run_id, params)
+    return run_id
+
+
+def reopen(uri: str, run_id: str) -> None:
+    """RUNNING again (a resumed launch): the reason it was closed no longer holds."""
+    c = client(uri)
+    c.update_run(run_id, status="RUNNING")
+    if "failure_reason" in c.get_run(run_id).data.tags:
+        c.delete_tag(run_id, "failure_reason")
+
+
+def end_run(uri: str, run_id: str, status: str, reason: Optional[str] = None, artifacts: Optional[dict] = None) -> None:
+    """Close a run the driver owns (a search's parent, a trial Tune ended); ``artifacts``: name -> text."""
+    c = client(uri)
+    for name, text in (artifacts or {}).items():
+        c.log_text(run_id, text, name)
+    if reason:
+        c.set_tag(run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
+    c.set_terminated(run_id, status=status)
+
+
+def run_status(uri: str, run_id: str) -> str:
+    return client(uri).get_run(run_id).info.status
+
+
+def record_infeasible(ctx: dict, name: str, values: dict, reason: str, counts: dict) -> str:
+    """A sample refused before training: a FINISHED child run with its values, counts and reason, no epochs."""
+    from mlflow.entities import Metric
+
+    c = client(ctx["tracking_uri"])
+    tags = {**ctx["tags"], "row": name.split("-")[0], "infeasible": "true", "infeasible_reason": reason[:PARAM_VALUE_MAX],
+            "mlflow.runName": name, "sample": json.dumps(values, sort_keys=True, default=str)[:5000]}
+    if ctx.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = ctx["parent_run_id"]
+    run_id = c.create_run(ctx["experiment_id"], run_name=name, tags={k: str(v) for k, v in tags.items()}).info.run_id
+    _log_params(c, run_id, flatten(values))
+    now = int(time.time() * 1000)
+    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+    c.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def finish_stopped_early(uri: str, run_id: str, last: dict, stopped_early: bool = True) -> None:
+    """A trial a scheduler ended inside its last report: FINISHED, ``stopped_early`` when it ran
+    fewer epochs than planned, the epochs it ran, its counts and its best validation epoch (what the
+    trial's own end would have logged)."""
+    from mlflow.entities import Metric, RunTag
+
+    c = client(uri)
+    val = {m.step: m.value for m in c.get_metric_history(run_id, "val_acc")}
+    test = {m.step: m.value for m in c.get_metric_history(run_id, "test_acc")}
+    final = {k: last[k] for k in ("params", "macs", "flops", "nonzero_params", "binary_adds") if k in last}
+    if val:
+        best_epoch = max(val, key=lambda e: (val[e], -e))  # the first epoch of the best val_acc, as the Trainer picks
+        final.update(best_val_acc=val[best_epoch], best_epoch=best_epoch, test_acc_at_best_val=test.get(best_epoch, math.nan))
+    now = int(time.time() * 1000)
+    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()],
+                tags=[RunTag("stopped_early", "true" if stopped_early else "false"),
+                      RunTag("epochs_run", str(int(last.get("epoch", 0))))])
+    c.set_terminated(run_id, status="FINISHED")
+
+
+def children(uri: str, experiment_id: str, parent_run_id: str) -> list:
+    c = client(uri)
+    out, token = [], None
+    while True:
+        page = c.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000,
+                             page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
 
 
 def close_orphans(uri: str, experiment_id: str) -> int:
@@ -156,7 +251,7 @@ class TrialRun:
     """
 
     def __init__(self, uri: str, experiment_id: str, run_name: str, config: dict, tags: dict):
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import RunTag
 
         self.client = client(uri)
         found = self.client.search_runs([experiment_id], f"tags.trial_id = '{tags['trial_id']}'", max_results=1)
@@ -172,6 +267,8 @@ class TrialRun:
             self.logged_steps = {m.step for m in self.client.get_metric_history(self.run_id, EPOCH_MARKER)}
             attempt = int(run.data.tags.get("attempt", "1")) + 1
             self.client.update_run(self.run_id, status="RUNNING")
+            if "failure_reason" in run.data.tags:  # closed KILLED while its driver was gone; it goes on now
+                self.client.delete_tag(self.run_id, "failure_reason")
             self.client.log_batch(self.run_id, tags=[RunTag("attempt", str(attempt)),
                                                      RunTag("worker", str(tags.get("worker", "")))])
             return
@@ -179,9 +276,7 @@ class TrialRun:
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
                                              tags={**{k: str(v) for k, v in tags.items()},
                                                    "mlflow.runName": run_name, "attempt": "1"}).info.run_id
-        params = [Param(k, _param_text(v)) for k, v in sorted(flatten(config).items())]
-        for i in range(0, len(params), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=params[i:i + PARAM_BATCH])
+        _log_params(self.client, self.run_id, flatten(config))
         self.client.log_text(self.run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in environment_tags().items()])
 

@@ -97,8 +97,18 @@ class _Layout:
     bundled: Path | None = None  # ships with a Python package: the only place searched
 
 
-def _register(name: str, **layout):
-    return DATASETS.register(name, layout=_Layout(**layout))
+def _register(name: str, shape: tuple[int, int, int], **layout):
+    """``shape``: (channels, side in pixels when data.image_size is unset, classes), what a model is
+    built for; known without reading the data, so cost limits are counted before any trial starts."""
+    return DATASETS.register(name, layout=_Layout(**layout), shape=shape)
+
+
+def nominal_shape(name: str, image_size: int | None = None, classes: int | None = None):
+    """((C, H, W), num_classes) of ``name``'s images as a trial builds its model for them, from the
+    registry alone (ImageNet's class count is the folders' on disk: 1000 for ILSVRC-2012)."""
+    channels, side, num_classes = DATASETS.meta(name)["shape"]
+    side = image_size or side
+    return (channels, side, side), min(classes, num_classes) if classes else num_classes
 
 
 def dataset_names() -> list[str]:
@@ -297,7 +307,7 @@ _CIFAR_FILES = tuple(f for f, _ in _CIFAR10Files.train_list + _CIFAR10Files.test
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
 
 
-@_register("cifar10", folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
+@_register("cifar10", shape=(3, 32, 10), folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
            get="extract cifar-10-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-10-batches-py",
            download=lambda root: torchvision.datasets.CIFAR10(str(root), download=True))
 def _cifar10(folder: Path, image_size: int | None):
@@ -305,7 +315,7 @@ def _cifar10(folder: Path, image_size: int | None):
                   (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar10")
 
 
-@_register("cifar100", folders=("cifar-100-python",), files=("train", "test", "meta"),
+@_register("cifar100", shape=(3, 32, 100), folders=("cifar-100-python",), files=("train", "test", "meta"),
            get="extract cifar-100-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-100-python",
            download=lambda root: torchvision.datasets.CIFAR100(str(root), download=True))
 def _cifar100(folder: Path, image_size: int | None):
@@ -338,14 +348,14 @@ def _idx(folder: Path, image_size, mean, std, name):
     return sources[0], sources[1], info
 
 
-@_register("mnist", folders=("MNIST/raw",), files=_IDX_FILES,
+@_register("mnist", shape=(1, 28, 10), folders=("MNIST/raw",), files=_IDX_FILES,
            get="put the four idx files (gzipped or not) from https://yann.lecun.com/exdb/mnist/ in {root}/mnist",
            download=lambda root: torchvision.datasets.MNIST(str(root), download=True))
 def _mnist(folder: Path, image_size: int | None):
     return _idx(folder, image_size, (0.1307,), (0.3081,), "mnist")
 
 
-@_register("fashion_mnist", folders=("FashionMNIST/raw",), files=_IDX_FILES,
+@_register("fashion_mnist", shape=(1, 28, 10), folders=("FashionMNIST/raw",), files=_IDX_FILES,
            get="`apt-get install dataset-fashion-mnist` (installs " + str(SYSTEM_DATASETS / "fashion-mnist")
            + "), or put the four idx files (gzipped or not) from"
            " https://github.com/zalandoresearch/fashion-mnist in {root}/fashion_mnist",
@@ -362,7 +372,7 @@ def _download_pet(root: Path) -> None:
         torchvision.datasets.OxfordIIITPet(str(root), split=split, download=True)
 
 
-@_register("oxford_pet", folders=("oxford-iiit-pet",),
+@_register("oxford_pet", shape=(3, 224, 37), folders=("oxford-iiit-pet",),
            files=("images/", "annotations/trainval.txt", "annotations/test.txt"),
            get="extract images.tar.gz and annotations.tar.gz from"
            " https://www.robots.ox.ac.uk/~vgg/data/pets/ into {root}/oxford-iiit-pet",
@@ -378,7 +388,7 @@ def _oxford_pet(folder: Path, image_size: int | None):
     return sources[0], sources[1], info
 
 
-@_register("imagenet", folders=(), files=("train/", "val/"),
+@_register("imagenet", shape=(3, 224, 1000), folders=(), files=("train/", "val/"),
            get="ImageNet cannot be downloaded automatically: put train/<class>/*.JPEG and val/<class>/*.JPEG"
            " (val sorted into class folders) in {root}/imagenet")
 def _imagenet(folder: Path, image_size: int | None):
@@ -400,7 +410,7 @@ def _sklearn_data() -> Path:
     return Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data"
 
 
-@_register("digits", folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
+@_register("digits", shape=(1, 8, 10), folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
            get="it ships with scikit-learn: reinstall scikit-learn")
 def _digits(folder: Path, image_size: int | None):
     from sklearn.datasets import load_digits

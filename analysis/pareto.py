@@ -1,0 +1,289 @@
+"""Pareto fronts of a multi-objective search: a table of the non-dominated configurations and a figure.
+
+``pareto_front(frame, objectives)`` keeps the rows no other row dominates, as Optuna's
+``Study.best_trials``; ``summarize(runs, objectives)`` collapses the runs of one configuration (runs
+that differ only in ``train.seed``) into one row of means and sample stds; ``make_pareto_table`` and
+``make_pareto_figure`` are the report functions a multi-objective sweep names. ``objectives`` maps a
+metric column to "max" or "min" (e.g. ``{"val_acc": "max", "macs": "min"}``); a report called with
+none reads them from ``runs.attrs["objectives"]``, which the caller sets from the sweep's search block.
+Published points (a paper's numbers) are drawn and listed beside ours and never take part in the front.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from harness.pareto import check_objectives as _check
+from harness.pareto import pareto_front
+
+from .report import Figure, Table, mean_std
+
+SEED_KEY = "config.train.seed"
+# a reader wants to see which technique (model family, conv kind, method, sampler) sits where on the front
+DEFAULT_COLOR_KEYS = ("model.name", "model.options.conv", "method.name", "sampler.name")
+LOG_SUFFIXES = ("macs", "flops", "params")
+
+
+def _is_true(runs: pd.DataFrame, tag: str) -> pd.Series:
+    if tag not in runs.columns:
+        return pd.Series(False, index=runs.index)
+    return runs[tag].astype("string").str.lower().eq("true").fillna(False).astype(bool)
+
+
+def _seed(value):
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return value
+
+
+def _sorted_seeds(values) -> list:
+    seeds = [_seed(v) for v in values if not pd.isna(v)]
+    return sorted(seeds, key=lambda s: (isinstance(s, str), s))
+
+
+def summarize(runs: pd.DataFrame, objectives: dict) -> pd.DataFrame:
+    """One row per configuration: the objectives' means and sample stds over its runs (its seeds).
+
+    Columns: the config keys that vary over the summarized runs (without the ``config.`` prefix,
+    "" where a run lacks the key), ``<objective>`` and ``<objective>_std`` for each objective, ``n``,
+    ``seeds``, ``run_ids`` and ``stopped_early`` (how many of its runs an early-stopping scheduler
+    ended). Runs tagged ``infeasible`` never trained; they are left out and counted in
+    ``attrs["infeasible"]``; ``attrs["runs"]`` is the number of runs summarized and
+    ``attrs["config_keys"]`` the varying keys.
+    """
+    objectives = _check(runs, objectives)
+    infeasible = _is_true(runs, "infeasible")
+    feasible = runs[~infeasible]
+    keys = [c for c in feasible.columns if str(c).startswith("config.") and c != SEED_KEY]
+    settings = feasible[keys].astype("string").fillna("") if keys else pd.DataFrame(index=feasible.index)
+    varying = [k for k in keys if settings[k].nunique() > 1]
+    seeds = feasible[SEED_KEY] if SEED_KEY in feasible.columns else feasible.get("seed", pd.Series(pd.NA, index=feasible.index))
+    stopped = _is_true(feasible, "stopped_early")
+    metrics = {name: pd.to_numeric(feasible[name], errors="coerce") for name in objectives}
+
+    # without any config column every run is the same configuration
+    group_of = settings.groupby(keys, sort=False).ngroup() if keys else pd.Series(0, index=feasible.index)
+    rows = []
+    for _, members in feasible.groupby(group_of, sort=False).groups.items():
+        first = members[0]
+        row = {k[len("config."):]: settings.at[first, k] for k in varying}
+        for name in objectives:
+            row[name] = metrics[name][members].mean()
+            row[f"{name}_std"] = metrics[name][members].std(ddof=1)
+        row.update(n=len(members), seeds=_sorted_seeds(seeds[members]),
+                   run_ids=list(feasible.loc[members, "run_id"]) if "run_id" in feasible else [],
+                   stopped_early=int(stopped[members].sum()))
+        rows.append(row)
+    columns = ([k[len("config."):] for k in varying] + [c for name in objectives for c in (name, f"{name}_std")]
+               + ["n", "seeds", "run_ids", "stopped_early"])
+    summary = pd.DataFrame(rows, columns=columns)
+    summary.attrs.update(infeasible=int(infeasible.sum()), runs=len(feasible),
+                         config_keys=[k[len("config."):] for k in varying])
+    return summary
+
+
+def _objectives(runs: pd.DataFrame, objectives: Optional[dict]) -> dict:
+    objectives = objectives if objectives is not None else runs.attrs.get("objectives")
+    if not objectives:
+        raise ValueError("a pareto report needs objectives (metric -> 'max' or 'min'): pass objectives= "
+                         "or set runs.attrs['objectives'] from the sweep's search block")
+    return _check(runs, objectives)
+
+
+def _digits(values) -> int:
+    # counts (macs, params) read as integers; accuracies and seconds with two decimals
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").abs()
+    return 0 if v.notna().any() and v.max() >= 1000 else 2
+
+
+def _check_published(published: Optional[list]) -> list:
+    published = list(published or [])
+    for point in published:
+        if "label" not in point:
+            raise ValueError(f"published point {point!r} has no 'label'")
+    return published
+
+
+def _front_order(front: pd.DataFrame, objectives: dict) -> pd.DataFrame:
+    names = list(objectives)
+    return front.sort_values(names, ascending=[objectives[n] == "min" for n in names], kind="stable")
+
+
+def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
+                      published: Optional[list] = None) -> Table:
+    """The non-dominated configurations, best first in the first objective, as mean ± std (n) over seeds.
+
+    ``published`` is a list of ``{"label", "source", <objective>: value, ...}``; those rows are
+    appended after ours with their ``source`` (ours: "ours") and do not change the front.
+    """
+    objectives = _objectives(runs, objectives)
+    published = _check_published(published)
+    summary = summarize(runs, objectives)
+    front = _front_order(pareto_front(summary, objectives), objectives)
+    keys = summary.attrs["config_keys"]
+    by_id = runs.set_index("run_id") if "run_id" in runs.columns else None
+    # test accuracy is shown beside a validation-selected front, never used to choose it
+    reported = ["test_acc"] if "val_acc" in objectives and "test_acc" not in objectives and "test_acc" in runs else []
+    shown = list(objectives) + reported
+    digits = {name: _digits(list(pd.to_numeric(runs[name], errors="coerce"))
+                            + [p.get(name) for p in published]) for name in shown}
+
+    def values(ids: list, name: str) -> pd.Series:
+        return by_id.loc[ids, name] if by_id is not None else pd.Series(dtype=float)
+
+    rows = []
+    for _, r in front.iterrows():
+        row = {k: r[k] for k in keys}
+        row.update({name: mean_std(values(r["run_ids"], name), digits[name]) for name in shown})
+        row.update(stopped_early=r["stopped_early"], run_ids=", ".join(i[:8] for i in r["run_ids"]))
+        rows.append(row)
+    columns = keys + shown + ["stopped_early", "run_ids"]
+    if published:
+        for row in rows:
+            row.update(label="", source="ours")
+        for point in published:
+            row = {k: "" for k in keys}
+            row.update({name: "-" if pd.isna(point.get(name, np.nan)) else f"{point[name]:.{digits[name]}f}"
+                        for name in shown})
+            row.update(stopped_early="", run_ids="", label=point["label"], source=point.get("source", "published"))
+            rows.append(row)
+        columns = ["label"] + columns + ["source"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return Table(frame, _notes(objectives, summary, front, published))
+
+
+def _notes(objectives: dict, summary: pd.DataFrame, front: pd.DataFrame, published: list) -> list:
+    directions = ", ".join(f"{n} ({d})" for n, d in objectives.items())
+    notes = [f"Pareto front over {directions}: a configuration is on it when no other is at least as good "
+             "in every objective and strictly better in one (Optuna's best_trials), compared on means over seeds.",
+             f"{len(summary)} configurations from {summary.attrs['runs']} runs considered (runs differing only in "
+             f"train.seed are one configuration); {len(front)} on the front.",
+             f"{summary.attrs['infeasible']} infeasible samples excluded (tagged infeasible: never trained).",
+             f"{int(summary['stopped_early'].sum())} trials stopped early by the early-stopping scheduler "
+             f"({int(front['stopped_early'].sum())} in front configurations); their objectives are from the "
+             "last epoch they ran."]
+    if "val_acc" in objectives and "test_acc" not in objectives:
+        notes.append("Selection is on validation metrics only (val_acc); any test_acc shown is reported, "
+                     "never used to choose the front.")
+    if "test_acc" in objectives:
+        notes.append("test_acc is an objective: this front is chosen on the test set, so its accuracies are "
+                     "optimistic; select on val_acc and report test_acc.")
+    if published:
+        notes.append(f"{len(published)} published points (source column) are shown beside ours; they take no "
+                     "part in the front.")
+    return notes
+
+
+def _color_key(summary: pd.DataFrame, color_by: Optional[str]) -> Optional[str]:
+    varying = summary.attrs["config_keys"]
+    if color_by is not None:
+        if color_by not in varying:
+            raise ValueError(f"color_by {color_by!r} is not a varying config key; varying keys are {varying}")
+        return color_by
+    return next((k for k in varying if k in DEFAULT_COLOR_KEYS), None)
+
+
+def _wants_log(name: str, values) -> bool:
+    if not name.lower().endswith(LOG_SUFFIXES):
+        return False
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    return bool(len(v)) and bool((v > 0).all()) and v.max() / v.min() > 10
+
+
+def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, published: Optional[list] = None,
+                       color_by: Optional[str] = None) -> Figure:
+    """One scatter per pair of objectives: every configuration (± one std over seeds), its 2-D front as a step line.
+
+    Each pair is drawn in the objectives' order, except that a "min" objective paired with a "max"
+    one goes on x. ``color_by`` is a varying config key without the ``config.`` prefix; by default the first of
+    model.name, model.options.conv, method.name, sampler.name that varies.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    objectives = _objectives(runs, objectives)
+    if len(objectives) < 2:
+        raise ValueError(f"a Pareto figure needs at least two objectives; got {list(objectives)}")
+    published = _check_published(published)
+    summary = summarize(runs, objectives)
+    full_front = pareto_front(summary, objectives).index
+    key = _color_key(summary, color_by)
+    categories = list(dict.fromkeys(summary[key])) if key else [None]
+    palette = plt.get_cmap("tab10")
+    color = {c: palette(i % 10) for i, c in enumerate(categories)}
+
+    # a cost against a quality reads as the usual trade-off plot: cost on x, quality on y
+    pairs = [(y, x) if (objectives[x], objectives[y]) == ("max", "min") else (x, y)
+             for x, y in itertools.combinations(objectives, 2)]
+    ncols = min(3, len(pairs))
+    nrows = math.ceil(len(pairs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        fig.delaxes(ax)
+    logged = []
+    for ax, (x, y) in zip(axes.flat, pairs):
+        for category in categories:
+            members = summary if key is None else summary[summary[key] == category]
+            for early, marker in ((False, "o"), (True, "v")):
+                part = members[(members["stopped_early"] > 0) == early]
+                if part.empty:
+                    continue
+                ax.scatter(part[x], part[y], color=color[category], marker=marker, s=30, zorder=3)
+                spread = part[part["n"] > 1]
+                if not spread.empty:
+                    ax.errorbar(spread[x], spread[y], xerr=spread[f"{x}_std"].fillna(0),
+                                yerr=spread[f"{y}_std"].fillna(0), fmt="none", ecolor=color[category],
+                                elinewidth=0.8, alpha=0.6, zorder=2)
+        if len(objectives) > 2:
+            ring = summary.loc[full_front]
+            ax.scatter(ring[x], ring[y], facecolors="none", edgecolors="black", s=90, zorder=4)
+        front = pareto_front(summary, {x: objectives[x], y: objectives[y]}).sort_values(x, kind="stable")
+        # the attained region's edge: the best y reachable at no worse an x
+        ax.step(front[x], front[y], where="post" if objectives[x] == "min" else "pre", color="black",
+                lw=1, label="Pareto front (2-D)", zorder=1)
+        points = [p for p in published if not pd.isna(p.get(x, np.nan)) and not pd.isna(p.get(y, np.nan))]
+        for p in points:
+            ax.scatter(p[x], p[y], marker="*", s=120, color="black", zorder=5)
+            ax.annotate(p["label"], (p[x], p[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        for name, set_scale, set_label in ((x, ax.set_xscale, ax.set_xlabel), (y, ax.set_yscale, ax.set_ylabel)):
+            set_label(f"{name} ({objectives[name]})")
+            if _wants_log(name, list(summary[name]) + [p[name] for p in points]):
+                set_scale("log")
+                logged.append(name)
+
+    handles = [Line2D([], [], marker="o", ls="", color=color[c], label=f"{key}={c or '(unset)'}")
+               for c in categories if key is not None]
+    handles += [Line2D([], [], marker="o", ls="", color="gray", label="trained to the end"),
+                Line2D([], [], marker="v", ls="", color="gray", label="stopped early"),
+                Line2D([], [], color="black", lw=1, label="Pareto front of the pair (2-D)")]
+    if len(objectives) > 2:
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=9,
+                              label="on the front of all objectives"))
+    if published:
+        handles.append(Line2D([], [], marker="*", ls="", color="black", ms=10, label="published"))
+    axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
+    fig.tight_layout()
+
+    directions = ", ".join(f"{n} ({d})" for n, d in objectives.items())
+    notes = [f"Each point is one configuration: the mean over its seeds, error bars ± one sample std where it "
+             f"has more than one run; {len(summary)} configurations, {summary.attrs['infeasible']} infeasible "
+             "samples excluded.",
+             "The step line in each panel is the Pareto front of that panel's two objectives alone (its 2-D "
+             "projection)" + (f", not of all of {directions}." if len(objectives) > 2 else "."),
+             f"Triangles: configurations with a trial stopped early by the scheduler "
+             f"({int(summary['stopped_early'].sum())} trials); their objectives are from the last epoch they ran."]
+    if len(objectives) > 2:
+        notes.append(f"Black rings: the {len(full_front)} configurations on the front of all objectives.")
+    if logged:
+        notes.append(f"Log scale for {', '.join(dict.fromkeys(logged))} (values span more than 10x).")
+    if published:
+        notes.append("Stars: published points, labelled; they take no part in any front.")
+    return Figure(fig, notes)

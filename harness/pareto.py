@@ -1,0 +1,51 @@
+"""The Pareto front of a set of runs: the rows no other row dominates, as Optuna's ``Study.best_trials``.
+
+The driver uses it for a search's summary and its parent run's ``front.json``; ``analysis.pareto``
+renders tables and figures around it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DIRECTIONS = ("max", "min")
+
+
+def check_objectives(frame: pd.DataFrame, objectives: dict) -> dict:
+    objectives = dict(objectives or {})
+    if not objectives:
+        raise ValueError("a Pareto front needs objectives: a dict of metric column -> 'max' or 'min'")
+    for name, direction in objectives.items():
+        if direction not in DIRECTIONS:
+            raise ValueError(f"objective {name!r}: direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if name not in frame.columns:
+            metrics = [c for c in frame.columns if not str(c).startswith("config.")]
+            raise ValueError(f"objective {name!r}: no column {name!r} in the runs; columns are {metrics}")
+    return objectives
+
+
+def _as_minimized(frame: pd.DataFrame, objectives: dict) -> np.ndarray:
+    # one sign convention (smaller is better) makes dominance a single comparison
+    columns = [pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float) * (-1.0 if d == "max" else 1.0)
+               for name, d in objectives.items()]
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """The rows of ``frame`` that no other row dominates, in ``frame``'s order.
+
+    Row a dominates b when a is at least as good in every objective and strictly better in one;
+    rows with a NaN objective are never on the front; equal rows do not dominate each other, so
+    every copy of a front point is kept.
+    """
+    objectives = check_objectives(frame, objectives)
+    values = _as_minimized(frame, objectives)
+    complete = ~np.isnan(values).any(axis=1)
+    candidates = values[complete]
+    # all pairs at once, O(n^2 k) memory: a search here records at most a few hundred configurations
+    no_worse = (candidates[:, None, :] <= candidates[None, :, :]).all(axis=2)
+    better = (candidates[:, None, :] < candidates[None, :, :]).any(axis=2)
+    dominated = (no_worse & better).any(axis=0)
+    on_front = np.zeros(len(frame), dtype=bool)
+    on_front[np.flatnonzero(complete)[~dominated]] = True
+    return frame[on_front]

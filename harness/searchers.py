@@ -1,0 +1,185 @@
+"""The Tune search algorithm of a search sweep: Tune's own searcher behind a feasibility gate.
+
+``build_search_alg`` returns, for ``algorithm: random``, Tune's ``BasicVariantGenerator`` (seeded,
+``constant_grid_search`` so a sampled configuration runs once per grid-axis point), and for
+``algorithm: optuna`` Tune's ``OptunaSearch`` (TPE, or NSGA-II for several objectives) in Tune's
+``SearchGenerator``, with ``EachPoint`` repeating a suggestion per axis point and Tune's
+``ConcurrencyLimiter`` for ``--max-concurrent``. In front of either, ``FeasibleSearch`` lets a
+proposed trial reach a worker only when its configuration resolves, validates and meets the cost
+limits; the rest are recorded as infeasible runs and told to the searcher as failed.
+
+Two small classes are written here because Tune has neither: a gate that can refuse a suggestion
+before it is scheduled (OptunaSearch's constraints exist for NSGA-II only, BasicVariantGenerator has
+none), and a repeater that averages several objectives (Tune's ``Repeater`` averages one metric).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from ray.tune.search import ConcurrencyLimiter, Repeater, SearchAlgorithm, SearchGenerator
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from . import search, tracking
+from .errors import ConfigError
+
+GATE_STATE = "harness-gate-state.json"
+
+
+class EachPoint(Repeater):
+    """Tune's Repeater, telling the searcher the mean of *every* objective over a sample's axis
+    points (Tune's own averages the searcher's single metric and fails on a list of metrics)."""
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False, **kwargs):
+        metrics = self.searcher.metric if isinstance(self.searcher.metric, list) else [self.searcher.metric]
+        group = self._trial_id_to_group[trial_id]
+        group.report(trial_id, tuple(float(result.get(m, math.nan)) if result and not error else math.nan
+                                     for m in metrics))
+        if group.finished_reporting():
+            scores = np.array(group.scores(), dtype=float)
+            if np.isnan(scores).all(axis=0).any():
+                self.searcher.on_trial_complete(group.primary_trial_id, error=True)
+            else:
+                mean = np.nanmean(scores, axis=0)
+                self.searcher.on_trial_complete(group.primary_trial_id, result=dict(zip(metrics, mean.tolist())))
+
+
+class Gate:
+    """Resolves, checks and counts each proposed configuration in the driver, before a worker.
+
+    Trials arrive one axis point after another for each sample (BasicVariantGenerator with
+    constant_grid_search, EachPoint), so the n-th proposed trial is point n mod P of sample n // P.
+    """
+
+    def __init__(self, plan: "search_plan.SearchPlan", ctx: dict):  # noqa: F821
+        self.plan, self.ctx = plan, ctx
+        self.trials_seen = 0
+        self.infeasible: list[dict] = []  # name, reason, counts, values of every refused sample
+        self._verdict: Optional[dict] = None
+
+    def __getstate__(self):  # Tune pickles the search algorithm with the experiment
+        return {k: v for k, v in self.__dict__.items() if k != "_client"}
+
+    def admit(self, trial) -> bool:
+        points = len(self.plan.points)
+        sample_id, point = self.trials_seen // points + 1, self.trials_seen % points
+        self.trials_seen += 1
+        values = search.decode(self.plan.spec, trial.config["sample"])
+        if point == 0:
+            self._verdict = self._check(values)
+            if self._verdict is not None:
+                self._record(sample_id, values, self._verdict)
+        trial.config["sample_id"] = sample_id
+        trial.config["point"] = point
+        trial.custom_trial_name = self.plan.name(sample_id, point)
+        return self._verdict is None
+
+    def _check(self, values: dict) -> Optional[dict]:
+        """None when every axis point of the sample is a valid config, its model runs a forward pass
+        on the meta device and its counts are within the cost limits; else why not."""
+        counts: dict = {}
+        for i in range(len(self.plan.points)):
+            try:
+                cfg = self.plan.resolve(values, i)
+                counts = self.plan.counts(cfg)
+            except ConfigError as e:
+                return {"reason": str(e), "counts": counts}
+            except (RuntimeError, ValueError, TypeError, NotImplementedError) as e:  # e.g. a kernel larger than the input
+                return {"reason": f"the model does not build or run at this input: {type(e).__name__}: "
+                                  + (str(e).splitlines() or [""])[0], "counts": counts}
+            for count, bounds in self.plan.spec.constraints.items():
+                if "max" in bounds and counts[count] > bounds["max"]:
+                    return {"reason": f"{count}={counts[count]:,} > max {bounds['max']:,}", "counts": counts}
+                if "min" in bounds and counts[count] < bounds["min"]:
+                    return {"reason": f"{count}={counts[count]:,} < min {bounds['min']:,}", "counts": counts}
+        return None
+
+    def _record(self, sample_id: int, values: dict, verdict: dict) -> None:
+        name = self.plan.name(sample_id, None)
+        self.infeasible.append({"name": name, "values": values, **verdict})
+        tracking.record_infeasible(self.ctx, name, values, verdict["reason"], verdict["counts"])
+
+    def state(self) -> dict:
+        return {"trials_seen": self.trials_seen, "infeasible": self.infeasible, "verdict": self._verdict}
+
+    def set_state(self, state: dict) -> None:
+        self.trials_seen, self.infeasible, self._verdict = state["trials_seen"], state["infeasible"], state["verdict"]
+
+
+class FeasibleSearch(SearchAlgorithm):
+    """A Tune search algorithm whose proposals pass ``gate.admit`` before Tune schedules them."""
+
+    def __init__(self, inner: SearchAlgorithm, gate: Gate):
+        self.inner, self.gate = inner, gate
+        super().__init__()
+
+    @property
+    def metric(self):
+        return self.inner.metric
+
+    @property
+    def total_samples(self):
+        return self.inner.total_samples
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def add_configurations(self, experiments):
+        self.inner.add_configurations(experiments)
+
+    def next_trial(self):
+        while True:  # bounded: the inner algorithm runs out after num_samples proposals
+            trial = self.inner.next_trial()
+            if trial is None or self.gate.admit(trial):
+                return trial
+            self.inner.on_trial_complete(trial.trial_id, error=True)  # infeasible: the searcher learns so
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False):
+        self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+    def is_finished(self) -> bool:
+        return self.inner.is_finished()
+
+    def set_finished(self):
+        self.inner.set_finished()
+
+    def has_checkpoint(self, dirpath: str) -> bool:
+        return self.inner.has_checkpoint(dirpath)
+
+    def save_to_dir(self, dirpath: str, session_str: str):
+        self.inner.save_to_dir(dirpath, session_str)
+        (Path(dirpath) / GATE_STATE).write_text(json.dumps(self.gate.state(), default=str))
+
+    def restore_from_dir(self, dirpath: str):
+        self.inner.restore_from_dir(dirpath)
+        path = Path(dirpath) / GATE_STATE
+        if path.exists():
+            self.gate.set_state(json.loads(path.read_text()))
+
+
+def build_search_alg(plan, ctx: dict, max_concurrent: Optional[int]) -> tuple[FeasibleSearch, int]:
+    """The gated search algorithm and the ``num_samples`` Tune must be given for it."""
+    spec = plan.spec
+    points = len(plan.points)
+    if spec.algorithm == "random":
+        inner = BasicVariantGenerator(constant_grid_search=True, random_state=spec.seed, max_concurrent=max_concurrent or 0)
+        return FeasibleSearch(inner, Gate(plan, ctx)), spec.num_samples  # Tune repeats it over the "point" grid
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    metrics, modes = list(spec.objectives), list(spec.objectives.values())
+    if len(metrics) == 1:
+        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    else:
+        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=optuna.samplers.NSGAIISampler(seed=spec.seed))
+    if points > 1:
+        searcher = EachPoint(searcher, repeat=points, set_index=False)
+    if max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return FeasibleSearch(SearchGenerator(searcher), Gate(plan, ctx)), spec.num_samples * points
