@@ -311,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):  # the console carries the harness's own lines
+        import logging
+
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported (and by workers)
+        logging.getLogger("optuna").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except (ConfigError, DatasetNotFound) as e:

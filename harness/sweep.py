@@ -197,6 +197,24 @@ def _progress(total: int, describe=None):
     return Progress()
 
 
+def _stop_recorder(uri: str):
+    """A Tune callback closing, as soon as Tune ends it, the run of a trial a scheduler stopped inside
+    its report (the trial itself never gets control back), so the UI shows it FINISHED with
+    ``stopped_early`` while the search goes on; ``_collect`` does the same for any it missed."""
+    from ray.tune import Callback
+
+    class StopRecorder(Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            last = trial.last_result or {}
+            run_id = last.get("mlflow_run_id")
+            # done: the scheduler's STOP (an interrupted sweep's trials end without it)
+            if run_id and last.get("done") and last.get("epoch", 0) < last.get("planned_epochs", 0) \
+                    and tracking.run_status(uri, run_id) == "RUNNING":
+                tracking.finish_stopped_early(uri, run_id, last, True)
+
+    return StopRecorder()
+
+
 def init_ray(address: Optional[str], log_to_driver: bool = True) -> None:
     """In-process Ray on this machine, or join ``address``. ``log_to_driver=False`` keeps the
     workers' own output (Tune's per-checkpoint lines, say) off the console: --verbose shows it."""
@@ -408,6 +426,8 @@ def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = Non
     init_ray(address, log_to_driver=verbose)
     trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     callbacks = [_progress(spec.num_samples * len(plan.points), lambda t: _describe(plan, t))] if progress else []
+    if scheduler is not None:
+        callbacks.append(_stop_recorder(uri))
     try:
         if restore_from is not None:
             tuner = tune.Tuner.restore(str(restore_from), trainable, resume_unfinished=True, resume_errored=True)

@@ -57,6 +57,10 @@ def test_seeded_random_search_repeats_itself_and_never_trains_an_over_budget_sam
         assert sorted(by_sample) == [f"sample{i:03d}" for i in range(1, 6)]  # every sample has one run
         sequences[label] = [by_sample[s].data.tags["sample"] for s in sorted(by_sample)]
         client = tracking.client(uri)
+        # the README's filter for the UI's search box finds every run of the artifact
+        exp_id = client.get_experiment_by_name("search_test").experiment_id
+        found = client.search_runs([exp_id], "tags.\"artifact.search_test-pareto\" = 'true'")
+        assert len(found) == len(runs) + 1  # the trials and their parent
         for r in runs:
             if r.data.tags.get("infeasible") == "true":  # recorded with its counts and reason, never trained
                 assert r.data.metrics["macs"] > 1000000 and _epochs(client, r.info.run_id) == []
@@ -187,3 +191,35 @@ def test_a_search_survives_its_driver_killed_and_resumes_into_the_same_runs(tmp_
     for r in runs:
         assert _epochs(client, r.info.run_id) == [1, 2, 3]
     assert sorted(r.data.tags["row"] for r in runs) == [f"sample{i:03d}" for i in range(1, 5)]
+
+
+def test_a_worker_killed_mid_search_is_retried_into_the_same_run(ray_session, tmp_path):
+    import threading
+
+    from harness.sweep import run_search
+
+    sweep = write_search_sweep(tmp_path, {"space": {"train.lr": {"loguniform": [0.01, 0.1]}},
+                                          "num_samples": 1, "algorithm": "random", "seed": 0,
+                                          "objectives": {"val_acc": "max"}},
+                               base={**BASE, "train": {**BASE["train"], "epochs": 6}})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=run_search(
+        sweep, "smoke", sweep.search_plan("smoke"), tracking_uri=uri, max_failures=2, progress=False,
+        storage_path=str(tmp_path / "ray"))))
+    thread.start()
+
+    def after_epoch_2():
+        if not list((tmp_path / "ray").glob("search_test-smoke-*/harness-launch.json")):
+            return None  # the driver is still creating the store
+        runs, _ = _children(uri, "search_test")
+        if runs and len(_epochs(tracking.client(uri), runs[0].info.run_id)) >= 2:
+            return runs[0]
+    run = procs.wait_for(after_epoch_2, 300, "epoch 2 of the trial", every_s=0.1)
+    os.kill(int(run.data.tags["worker"].rpartition(":")[2]), signal.SIGKILL)
+    thread.join(timeout=600)
+    assert [t.status for t in result["summary"].trials] == ["FINISHED"]
+    runs, parents = _children(uri, "search_test")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags["attempt"] == "2"
+    assert _epochs(tracking.client(uri), runs[0].info.run_id) == [1, 2, 3, 4, 5, 6]
+    assert parents[0].info.status == "FINISHED"
