@@ -136,18 +136,22 @@ def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
     def values(ids: list, name: str) -> pd.Series:
         return by_id.loc[ids, name] if by_id is not None else pd.Series(dtype=float)
 
+    # a search names each sampled configuration (its trials' row tag: sample007): show it first
+    sample_of = (runs.set_index("run_id")["row"] if {"run_id", "row"} <= set(runs.columns)
+                 and runs["row"].astype(str).str.startswith("sample").all() else None)
     rows = []
     for _, r in front.iterrows():
-        row = {k: r[k] for k in keys}
+        row = {"sample": sample_of[r["run_ids"][0]]} if sample_of is not None else {}
+        row.update({k: r[k] for k in keys})
         row.update({name: mean_std(values(r["run_ids"], name), digits[name]) for name in shown})
         row.update(stopped_early=r["stopped_early"], run_ids=", ".join(i[:8] for i in r["run_ids"]))
         rows.append(row)
-    columns = keys + shown + ["stopped_early", "run_ids"]
+    columns = (["sample"] if sample_of is not None else []) + keys + shown + ["stopped_early", "run_ids"]
     if published:
         for row in rows:
             row.update(label="", source="ours")
         for point in published:
-            row = {k: "" for k in keys}
+            row = {k: "" for k in (["sample"] if sample_of is not None else []) + keys}
             row.update({name: "-" if pd.isna(point.get(name, np.nan)) else f"{point[name]:.{digits[name]}f}"
                         for name in shown})
             row.update(stopped_early="", run_ids="", label=point["label"], source=point.get("source", "published"))

@@ -78,7 +78,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
                      "compare trends (relative changes), not absolute accuracies.")
     paper_model = (sweep.base.get("model") or {}).get("name")
     models_used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
-    if paper_model and models_used and models_used != [paper_model]:
+    if paper_model and models_used and models_used != [paper_model] and not sweep.is_search:  # a search samples models
         notes.append(f"Model {', '.join(models_used)} instead of the paper's {paper_model} (this profile's choice).")
     if profile != "paper":
         notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
