@@ -480,8 +480,10 @@ def _front(runs: list, objectives: dict) -> tuple[list, dict]:
         {**{o: "mean" for o in objectives}, "values": "first", "stopped_early": "sum"})
     means["trials"] = frame.groupby("sample").size()
     means = means.reset_index()
-    records = lambda df: [{**{k: v for k, v in r.items() if k != "values"}, "values": json.loads(r["values"])}  # noqa: E731
-                          for r in df.to_dict("records")]
+    def records(df) -> list[dict]:
+        return [{**{k: v for k, v in r.items() if k != "values"}, "values": json.loads(r["values"])}
+                for r in df.to_dict("records")]
+
     front = pareto_front(means, objectives).sort_values(list(objectives)[0],
                                                         ascending=list(objectives.values())[0] == "min")
     best = {}
