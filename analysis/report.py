@@ -6,7 +6,6 @@ finished runs of one profile as a DataFrame (``harness.analysis.load_runs``) and
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -40,11 +39,6 @@ def mean_std(values: pd.Series, digits: int = 2) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={len(v)})"
 
 
-def _function(ref: str):
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]:
     if profile:
         return profile
@@ -57,7 +51,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
     sweep, _ = catalog.resolve(artifact.sweep_file or artifact.sweep)
     if not artifact.runs:
-        return _write(artifact, _function(artifact.report)(None, **artifact.options), [], out)
+        return _write(artifact, catalog.report_function(artifact)(None, **artifact.options), [], out)
     runs = analysis.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
@@ -69,7 +63,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
         return []
     if sweep.is_search:
         runs.attrs["objectives"] = sweep.objectives(profile)
-    result = _function(artifact.report)(runs, **artifact.options)
+    result = catalog.report_function(artifact)(runs, **artifact.options)
     paper_dataset = (sweep.base.get("data") or {}).get("dataset")
     measured = sorted(set(runs["dataset"].dropna()))
     notes = [f"Profile `{profile}`: {len(runs)} finished runs of sweep `{sweep.name}` ({sweep.path.name})."]

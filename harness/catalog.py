@@ -110,7 +110,7 @@ class Sweep:
             raw["seed"] = seed
         spec = search_space.parse_search(raw)
         base = deep_merge(self.base, prof.get("config") or {})
-        if dataset:
+        if dataset is not None:
             base = apply_overrides(base, {"data.dataset": dataset})
         set_items = dict(_set_keys(sets))
         base = apply_overrides(base, sets)
@@ -143,7 +143,7 @@ class Sweep:
             for point in itertools.product(*axes.values()):
                 d = deep_merge(deep_merge(self.base, row.get("config") or {}), prof.get("config") or {})
                 d = apply_overrides(d, dict(zip(axes.keys(), point)))
-                if dataset:
+                if dataset is not None:
                     d = apply_overrides(d, {"data.dataset": dataset})
                 d = apply_overrides(d, sets)
                 cfg = RunConfig.from_dict(d)
@@ -205,36 +205,103 @@ class SearchPlan:
 
 def _require(d: dict, key: str, where: str):
     if key not in d:
-        raise ConfigError(f"{where}.{key}", None, "present")
+        raise ConfigError(f"{where}.{key}", None, "a value (the key is missing)")
     return d[key]
 
 
+def _typed(value, kind, where: str, what: str, optional: bool = True):
+    """``value`` if it is a ``kind`` (or None when ``optional``), else a ConfigError naming ``where``."""
+    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise ConfigError(where, value, what)
+
+
+def _plain(value, where: str) -> None:
+    """A sweep file holds data only: YAML's dates, sets and binary values are no config value."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _typed(k, str, f"{where}.{k}", "a key that is a string", optional=False)
+            _plain(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _plain(v, f"{where}[{i}]")
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise ConfigError(where, str(value), "a number, string, boolean, list or mapping")
+
+
 def load_sweep(path: Path) -> Sweep:
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
     where = path.name
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(where, at + str(getattr(e, "problem", None) or e).strip(), "a YAML sweep file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("sweep file", str(path), f"a readable YAML file ({e})") from None
+    d = _typed(d or {}, dict, where, "a mapping of name, paper, artifacts, base, rows, axes, profiles")
+    _plain(d, where)
     name, paper = _require(d, "name", where), _require(d, "paper", where)
+    _typed(name, str, f"{where}.name", "a string (the MLflow experiment)", optional=False)
     if paper not in PAPERS:
         raise ConfigError(f"{where}.paper", paper, "one of " + ", ".join(PAPERS))
     arts = []
-    for a in _require(d, "artifacts", where):
+    for i, a in enumerate(_typed(_require(d, "artifacts", where), list, f"{where}.artifacts", "a list of artifacts",
+                                 optional=False)):
+        at = f"{where}.artifacts[{i}]"
+        _typed(a, dict, at, "a mapping of id, kind, number, title, report", optional=False)
         if a.get("kind") not in KINDS:
-            raise ConfigError(f"{where}.artifacts.kind", a.get("kind"), "table or figure")
-        arts.append(Artifact(id=a["id"], paper=paper, kind=a["kind"], number=str(a["number"]), title=a["title"],
-                             sweep=name, report=a["report"], runs=bool(a.get("runs", True)),
-                             options=dict(a.get("options") or {}), sweep_file=str(path)))
+            raise ConfigError(f"{at}.kind", a.get("kind"), "table or figure")
+        for key in ("id", "title", "report"):
+            _typed(_require(a, key, at), str, f"{at}.{key}", "a string", optional=False)
+        if a["report"].count(":") != 1:
+            raise ConfigError(f"{at}.report", a["report"], "module:function, e.g. analysis.jiang:make_table_4_9")
+        arts.append(Artifact(id=a["id"], paper=paper, kind=a["kind"], number=str(_require(a, "number", at)),
+                             title=a["title"], sweep=name, report=a["report"], runs=bool(a.get("runs", True)),
+                             options=dict(_typed(a.get("options"), dict, f"{at}.options", "a mapping") or {}),
+                             sweep_file=str(path)))
     if d.get("search") is not None and d.get("rows"):
-        raise ConfigError(f"{where}.rows", [r.get("label") for r in d["rows"]],
+        raise ConfigError(f"{where}.rows", [r.get("label") if isinstance(r, dict) else r for r in d["rows"]],
                           "absent beside search: (a search samples its configurations; shared settings go in base)")
-    rows = tuple(d.get("rows") or [{"label": "default", "config": {}}])
-    for r in rows:
-        _require(r, "label", f"{where}.rows")
-    profiles = d.get("profiles") or {}
+    _typed(d.get("search"), dict, f"{where}.search", "a mapping (see README: Search)")
+    rows = tuple(_typed(d.get("rows"), list, f"{where}.rows", "a list of rows") or [{"label": "default", "config": {}}])
+    for i, r in enumerate(rows):
+        _typed(r, dict, f"{where}.rows[{i}]", "a mapping of label and config", optional=False)
+        _typed(_require(r, "label", f"{where}.rows"), str, f"{where}.rows[{i}].label", "a string", optional=False)
+        _typed(r.get("config"), dict, f"{where}.rows[{i}].config", "a mapping (a config overlay)")
+    labels = [r["label"] for r in rows]
+    for i, label in enumerate(labels):
+        if labels.count(label) > 1:
+            raise ConfigError(f"{where}.rows[{i}].label", label, "a label no other row has")
+    base = _typed(d.get("base"), dict, f"{where}.base", "a mapping (a config)") or {}
+    axes = _typed(d.get("axes"), dict, f"{where}.axes", "a mapping of dotted.key: [values]") or {}
+    profiles = _typed(d.get("profiles"), dict, f"{where}.profiles", "a mapping of paper, quick, smoke") or {}
     missing = [p for p in PROFILES if p not in profiles]
     if missing:
         raise ConfigError(f"{where}.profiles", sorted(profiles), "all of " + ", ".join(PROFILES))
-    return Sweep(name=name, paper=paper, path=path, artifacts=tuple(arts), base=d.get("base") or {}, rows=rows,
-                 axes=d.get("axes") or {}, profiles=profiles, search=d.get("search"))
+    for p, prof in profiles.items():
+        at = f"{where}.profiles.{p}"
+        _typed(prof, dict, at, "a mapping of config, axes, rows, search, or empty")
+        for key, kind in (("config", dict), ("axes", dict), ("rows", list), ("search", dict)):
+            _typed((prof or {}).get(key), kind, f"{at}.{key}", f"a {'list' if kind is list else 'mapping'}")
+    return Sweep(name=name, paper=paper, path=path, artifacts=tuple(arts), base=base, rows=rows,
+                 axes=axes, profiles=profiles, search=d.get("search"))
+
+
+def report_function(artifact: Artifact):
+    """The ``make_`` function an artifact's ``report`` names; ConfigError before any run when it does not exist."""
+    import importlib
+
+    module, _, name = artifact.report.partition(":")
+    key = f"{Path(artifact.sweep_file).name or artifact.sweep}.artifacts.{artifact.id}.report"
+    try:
+        fn = getattr(importlib.import_module(module), name, None)
+    except ImportError as e:
+        raise ConfigError(key, artifact.report, f"module:function of an importable module ({e})") from None
+    if not callable(fn):
+        raise ConfigError(key, artifact.report, f"module:function of a function {module} defines")
+    return fn
 
 
 def all_sweeps() -> dict[str, Sweep]:
@@ -242,7 +309,7 @@ def all_sweeps() -> dict[str, Sweep]:
     for path in sorted(sweeps_dir().glob("*.yaml")):
         s = load_sweep(path)
         if s.name in out:
-            raise ValueError(f"sweep name {s.name!r} appears in {out[s.name].path} and {path}")
+            raise ConfigError(f"{path.name}.name", s.name, f"a sweep name {out[s.name].path.name} does not also use")
         out[s.name] = s
     return out
 
@@ -253,7 +320,9 @@ def all_artifacts() -> dict[str, Artifact]:
 
 def resolve(target: str) -> tuple[Sweep, list[Artifact]]:
     """An artifact id, a sweep name or a sweep file path -> (its sweep, the artifacts to render)."""
-    if target.endswith((".yaml", ".yml")) and Path(target).is_file():
+    if target.endswith((".yaml", ".yml")) or os.sep in target:
+        if not Path(target).is_file():
+            raise ConfigError("sweep file", target, "an existing sweep file (no such file)")
         s = load_sweep(Path(target))
         return s, list(s.artifacts)
     sweeps = all_sweeps()

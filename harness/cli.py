@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import sys
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import ConfigError, DatasetNotFound
+from .errors import ConfigError, DatasetNotFound, writable_folder
 
 
 def _models(args) -> int:
@@ -25,16 +27,10 @@ def _models(args) -> int:
 
 
 def _profile(args) -> int:
-    import yaml
-
     from . import measure
+    from .config import _split_set
 
-    options = {}
-    for text in args.set or []:
-        if "=" not in text:
-            raise ConfigError("--set", text, "key=value, e.g. width=0.5")
-        key, raw = text.split("=", 1)
-        options[key.strip()] = yaml.safe_load(raw)
+    options = dict(_split_set(text, example="width=0.5") for text in args.set or [])
     shape = measure.parse_input(args.input) if args.input else None
     result = measure.profile_model(args.model, options, shape, by_layer=args.by_layer)
     if args.json:
@@ -51,13 +47,15 @@ def _profile(args) -> int:
 
 
 def _list(args) -> int:
-    from . import catalog
+    from . import catalog, tracking
     from .analysis import count_runs
 
+    uri = tracking.resolve_uri(args.tracking_uri)
+    exists = tracking.check_readable(uri)  # a mistyped store path is not created
     rows = []
     counts: dict = {}
     for sweep in catalog.all_sweeps().values():
-        n = count_runs(sweep.name, args.tracking_uri)
+        n = count_runs(sweep.name, uri) if exists else 0
         counts[sweep.name] = n
         for a in sweep.artifacts:
             rows.append({"id": a.id, "paper": a.paper, "kind": a.kind, "number": a.number, "title": a.title,
@@ -67,6 +65,8 @@ def _list(args) -> int:
     else:
         for r in rows:
             print(f"{r['id']:<22} {r['paper']:<8} {r['kind']:<6} {r['number']:<5} runs={r['runs']:<4} {r['title']}")
+        if not exists:
+            print(f"(no store at {uri} yet: `harness run` creates it)")
     return 0
 
 
@@ -79,11 +79,13 @@ def _run_sweep(args):
     from .sweep import run_search, run_sweep
 
     sweep, artifacts = catalog.resolve(args.target)
+    for a in sweep.artifacts:  # a report that does not exist fails now, not after the sweep
+        catalog.report_function(a)
     common = dict(address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                   max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, progress=not args.quiet,
                   max_failures=args.max_failures, resume=args.resume, storage_path=args.storage_path,
-                  verbose=args.verbose)
-    instead = f", dataset {args.dataset} instead of the paper's" if args.dataset else ""
+                  verbose=args.verbose, wait_for_resources=args.wait_for_resources)
+    instead = f", dataset {args.dataset} instead of the paper's" if args.dataset is not None else ""
     if sweep.is_search or args.num_samples is not None or args.search_seed is not None:
         plan = sweep.search_plan(args.profile, dataset=args.dataset, sets=_sets(args), num_samples=args.num_samples,
                                  seed=args.search_seed)
@@ -155,15 +157,21 @@ def _run(args) -> int:
 def _report(args, sweep=None, artifacts=None) -> int:
     from analysis.report import render
 
-    from . import catalog
+    from . import catalog, tracking
 
     targets = []
     if artifacts is not None:
         targets = list(sweep.artifacts)  # a reproduction renders everything its runs feed
     else:
+        writable_folder("--out", args.out)
         ids = args.artifacts or list(catalog.all_artifacts())
         for target in ids:
             targets.extend(catalog.resolve(target)[1])
+        for a in targets:
+            catalog.report_function(a)
+        uri = tracking.resolve_uri(args.tracking_uri)
+        if not tracking.check_readable(uri):  # a report never creates the store it reads
+            raise ConfigError("tracking_uri", uri, "an existing store (nothing is there; `harness run` writes one)")
     out = Path(args.out)
     written = []
     for a in targets:
@@ -177,6 +185,7 @@ def _report(args, sweep=None, artifacts=None) -> int:
 
 
 def _reproduce(args) -> int:
+    writable_folder("--out", args.out)  # before the sweep: its report must have somewhere to go
     sweep, artifacts, summary = _run_sweep(args)
     if not summary.interrupted:  # an interrupted sweep is reported once --resume has finished it
         args.report_profile = args.profile
@@ -192,14 +201,26 @@ def _numbers(key: str, text: str) -> list[float]:
         raise ConfigError(key, text, "comma-separated numbers, e.g. 0.8,1.0,0.8 (fractions such as 1/3 allowed)") from None
 
 
+SAMPLING_FLAGS = {"sampler.alpha": "--alpha", "sampler.gamma": "--gamma", "sampler.se": "--se",
+                  "sampler.internal": "--internal", "epochs": "--epochs", "batch": "--batch", "samples": "--samples"}
+
+
 def _sampling(args) -> int:
+    from .config import EPOCH_LIMIT
     from .methods import sampling
 
+    for flag, value in (("--epochs", args.epochs), ("--internal", args.internal)):
+        if value > EPOCH_LIMIT:  # the plan lists every epoch: a typo's billion would not fit in memory
+            raise ConfigError(flag, value, f"an integer of at most {EPOCH_LIMIT}")
     alpha = _numbers("--alpha", args.alpha)
     gamma = _numbers("--gamma", args.gamma) if args.gamma else [1.0, 0.0, 0.0]
     if len(alpha) not in (1, 3):
         raise ConfigError("--alpha", args.alpha, "one ratio (flat) or three: alpha_1,alpha_21,alpha_3")
-    plan = sampling.plan(args.epochs, alpha, gamma, args.se, args.internal, args.batch, args.samples).to_dict()
+    try:
+        plan = sampling.plan(args.epochs, alpha, gamma, args.se, args.internal, args.batch, args.samples).to_dict()
+    except ConfigError as e:  # the planner names a config's keys; here they are this command's flags
+        flag = SAMPLING_FLAGS.get(e.key.split("[")[0], e.key)
+        raise ConfigError(flag, e.value, e.valid) from None
     plan["rounding"] = ("N_1 = round(gamma_1 N), N_3 = round(gamma_3 N) with halves up, N_2 = N - N_1 - N_3; "
                         "batches per epoch floor(alpha M), M = ceil(D / B)")
     if args.json:
@@ -225,6 +246,15 @@ def _ui(args) -> int:
     from . import tracking
 
     uri = tracking.resolve_uri(args.tracking_uri)
+    if not 0 < args.port < 65536:
+        raise ConfigError("--port", args.port, "a TCP port in 1..65535")
+    try:  # mlflow's server would fail with a traceback on a busy port
+        with socket.create_server((args.host, args.port)):
+            pass
+    except socket.gaierror as e:
+        raise ConfigError("--host", args.host, f"an address of this machine ({e.strerror})") from None
+    except OSError as e:
+        raise ConfigError("--port", args.port, f"a free port on {args.host} ({e.strerror or e})") from None
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port)]
     # MLflow 3 opens experiments in its GenAI view; this parameter shows the training runs directly.
@@ -253,6 +283,8 @@ def _add_run_args(p):
                    help="retries of a trial whose worker dies, from its last checkpoint (default 1)")
     p.add_argument("--resume", action="store_true", help="continue this sweep's last launch after its driver died")
     p.add_argument("--rerun", action="store_true", help="run cells again even if already recorded FINISHED")
+    p.add_argument("--wait-for-resources", action="store_true",
+                   help="on an autoscaling cluster: queue trials that no node can hold yet (default: refuse)")
     p.add_argument("--storage-path", default=None,
                    help="Tune state and checkpoints (default $HARNESS_RAY_RESULTS or ~/ray_results; shared on a cluster)")
     p.add_argument("--num-samples", type=int, default=None, help="a search's samples (overrides search.num_samples)")
@@ -261,8 +293,13 @@ def _add_run_args(p):
     _add_tracking(p)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, as for every other bad input (argparse adds the whole usage)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="harness", description=__doc__)
+    ap = _Parser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list registered models and their options")
     p.add_argument("--json", action="store_true")
@@ -316,8 +353,12 @@ def main(argv=None) -> int:
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported (and by workers)
         logging.getLogger("optuna").setLevel(logging.WARNING)
+    from . import tracking
+
+    read_only = args.command in ("list", "report")  # these give up on a failing server in seconds
     try:
-        return args.fn(args)
+        with tracking.giving_up_quickly() if read_only else contextlib.nullcontext():
+            return args.fn(args)
     except (ConfigError, DatasetNotFound) as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -115,21 +116,26 @@ def _plain(x):
 
 
 def _number(key: str, value, kind: type):
-    """Accept ints for floats and 'p/q' fractions (gamma = 1/3); reject text and bools."""
+    """Accept ints for floats and 'p/q' fractions (gamma = 1/3); reject text, bools and non-finite
+    floats (no setting of a trial means infinity: ``.inf`` or ``1e400`` is a typo)."""
+    what = "an int" if kind is int else "a finite number"
     if isinstance(value, bool):
-        raise ConfigError(key, value, f"a {kind.__name__}, not a boolean")
-    if kind is float and isinstance(value, str):
+        raise ConfigError(key, value, f"{what}, not a boolean")
+    if kind is float and isinstance(value, (str, int, float)):
         try:
-            return float(Fraction(value.strip()))
+            number = float(Fraction(value.strip())) if isinstance(value, str) else float(value)
         except (ValueError, ZeroDivisionError):
             raise ConfigError(key, value, "a number (or a fraction such as 1/3)") from None
-    if kind is float and isinstance(value, (int, float)):
-        return float(value)
+        except OverflowError:
+            raise ConfigError(key, value, "a finite number (this one overflows a float)") from None
+        if not math.isfinite(number):
+            raise ConfigError(key, value, "a finite number")
+        return number
     if kind is int and isinstance(value, int):
         return value
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    raise ConfigError(key, value, f"an {kind.__name__}" if kind is int else f"a {kind.__name__}")
+    raise ConfigError(key, value, what)
 
 
 def _coerce(key: str, value, hint):
@@ -157,8 +163,23 @@ def _coerce(key: str, value, hint):
     if hint is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, value, "a mapping of options")
+        _plain_data(key, value)
         return dict(value)
     raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _plain_data(key: str, value) -> None:
+    """Options are logged and hashed as JSON: YAML's dates, sets and bytes are not values here."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{key}.{k}", v, "an option named by a string")
+            _plain_data(f"{key}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _plain_data(f"{key}[{i}]", v)
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise ConfigError(key, value, "a number, string, boolean, list or mapping")
 
 
 def _build(cls, d: dict, prefix: str):
@@ -168,7 +189,8 @@ def _build(cls, d: dict, prefix: str):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in d if k not in names]
     if unknown:
-        raise ConfigError(prefix + unknown[0], d[unknown[0]], "a key among " + ", ".join(prefix + n for n in names))
+        raise ConfigError(prefix + str(unknown[0]), d[unknown[0]],
+                          "a key among " + ", ".join(prefix + n for n in names))
     kwargs = {}
     for name in names:
         if name not in d:
@@ -186,10 +208,18 @@ def _check(key: str, value, ok: bool, valid: str):
         raise ConfigError(key, value, valid)
 
 
+SEED_LIMIT = 2**64  # torch.manual_seed's range; numpy's SeedSequence refuses negative seeds
+# Far past any protocol here (300 epochs, 299 px): a larger number is a typo that would exhaust
+# memory or hang a trial (a list per epoch, a padded image), so it is refused with the others.
+EPOCH_LIMIT, PIXEL_LIMIT, THREAD_LIMIT = 100_000, 4096, 1024
+
+
 def validate(cfg: RunConfig) -> None:
-    """Range checks that need no data, model or Ray: everything a typo can break."""
+    """Range checks that need no data, model or Ray: everything a typo can break. Sizes are checked
+    against the dataset's registered official splits (``data.nominal_size``); a smaller copy on disk
+    is found when a trial reads it."""
     from .registry import DATASETS, SCHEDULES
-    from . import data as _data  # noqa: F401  (registers the datasets)
+    from . import data as _data  # (registers the datasets)
     from . import train as _train  # noqa: F401  (registers the schedules)
     from .methods import sampling
 
@@ -200,9 +230,19 @@ def validate(cfg: RunConfig) -> None:
     for key in ("train_subset", "test_subset", "image_size", "classes"):
         v = getattr(d, key)
         _check(f"data.{key}", v, v is None or v > 0, "a positive integer or null")
-    _check("data.crop_padding", d.crop_padding, d.crop_padding is None or d.crop_padding >= 0,
-           "an integer >= 0 (pixels per side) or null (the dataset's default)")
-    _check("train.epochs", t.epochs, t.epochs > 0, "an integer > 0")
+    _check("data.image_size", d.image_size, d.image_size is None or d.image_size <= PIXEL_LIMIT,
+           f"at most {PIXEL_LIMIT} pixels, or null")
+    _check("data.crop_padding", d.crop_padding, d.crop_padding is None or 0 <= d.crop_padding <= PIXEL_LIMIT,
+           f"an integer in [0, {PIXEL_LIMIT}] (pixels per side) or null (the dataset's default)")
+    _check("data.split_seed", d.split_seed, 0 <= d.split_seed < SEED_LIMIT, "an integer in [0, 2**64)")
+    train_size, classes = _data.nominal_size(d.dataset)
+    if classes is not None:
+        _check("data.classes", d.classes, d.classes is None or d.classes <= classes,
+               f"at most the {classes} classes of {d.dataset}, or null")
+    if train_size is not None:
+        _check("data.val_size", d.val_size, _held_out(d, train_size) < train_size,
+               f"fewer than the {train_size} samples in the training split of {d.dataset}")
+    _check("train.epochs", t.epochs, 0 < t.epochs <= EPOCH_LIMIT, f"an integer > 0 (at most {EPOCH_LIMIT})")
     _check("train.batch_size", t.batch_size, t.batch_size > 0, "an integer > 0")
     _check("train.lr", t.lr, t.lr > 0 and math.isfinite(t.lr), "a finite number > 0")
     _check("train.momentum", t.momentum, 0 <= t.momentum < 1, "a number in [0, 1)")
@@ -214,19 +254,44 @@ def validate(cfg: RunConfig) -> None:
     _check("train.lr_decay", t.lr_decay, 0 < t.lr_decay <= 1, "a number in (0, 1]")
     _check("train.warmup_epochs", t.warmup_epochs, 0 <= t.warmup_epochs < t.epochs, f"an integer in [0, {t.epochs})")
     _check("train.warmup_start", t.warmup_start, 0 < t.warmup_start <= 1, "a number in (0, 1]")
-    _check("train.device", t.device, t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
+    _check("train.device", t.device, re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", t.device) is not None,
            "auto, cpu, cuda or cuda:N")
-    _check("train.threads", t.threads, t.threads is None or t.threads > 0, "a positive integer or null")
+    _check("train.seed", t.seed, 0 <= t.seed < SEED_LIMIT, "an integer in [0, 2**64)")
+    _check("train.threads", t.threads, t.threads is None or 0 < t.threads <= THREAD_LIMIT,
+           f"an integer in [1, {THREAD_LIMIT}] or null")
+    # every sampler setting is range-checked, also those its sampler ignores: a typo is never silent
+    _check("sampler.alpha", list(s.alpha), all(0 < a <= 1 for a in s.alpha), "sampling ratios in (0, 1]")
+    _check("sampler.gamma", list(s.gamma), len(s.gamma) == 3 and all(g >= 0 for g in s.gamma)
+           and abs(sum(s.gamma) - 1) <= 1e-6, "three fractions >= 0 that sum to 1")
+    _check("sampler.se", s.se, 0 < s.se <= 1, "a squeeze ratio in (0, 1]")
+    _check("sampler.internal", s.internal, 1 <= s.internal <= EPOCH_LIMIT, f"an integer in [1, {EPOCH_LIMIT}]")
     sampling.schedule_from_config(s, t.epochs)  # raises ConfigError on a bad alpha, gamma, se
     from . import models
 
     for key in ("num_classes", "in_channels", "image_size"):
         _check(f"model.options.{key}", cfg.model.options.get(key), key not in cfg.model.options,
                "unset: the dataset decides it (data.image_size resizes)")
-    models.check_options(cfg.model.name, cfg.model.options)
+    try:
+        models.check_options(cfg.model.name, cfg.model.options)
+    except ConfigError as e:
+        raise option_key(e) from None
     from .methods import base
 
     base.build_method(cfg.method.name, cfg.method.options)  # a bad option fails here, before Ray starts
+
+
+def _held_out(d: DataConfig, train_size: int) -> int:
+    return int(d.val_size) if d.val_size >= 1 else round(d.val_size * train_size)
+
+
+def option_key(e: ConfigError) -> ConfigError:
+    """A model's own checks name an option ``model.width``; in a config it is ``model.options.width``
+    (and the registry's unknown ``model`` is ``model.name``)."""
+    if e.key == "model":
+        return ConfigError("model.name", e.value, e.valid)
+    if e.key.startswith("model.") and not e.key.startswith(("model.options.", "model.name")):
+        return ConfigError("model.options." + e.key[len("model."):], e.value, e.valid)
+    return e
 
 
 def apply_overrides(d: dict, sets: list[str] | dict) -> dict:
@@ -244,11 +309,17 @@ def apply_overrides(d: dict, sets: list[str] | dict) -> dict:
     return out
 
 
-def _split_set(text: str) -> tuple[str, Any]:
+def _split_set(text: str, example: str = "train.epochs=5") -> tuple[str, Any]:
     if "=" not in text:
-        raise ConfigError("--set", text, "key=value, e.g. train.epochs=5")
+        raise ConfigError("--set", text, f"key=value, e.g. {example}")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    if not key.strip():
+        raise ConfigError("--set", text, f"key=value, e.g. {example}")
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as e:  # ValueError: a date like 2020-13-45
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(key.strip(), raw, f"a YAML value such as 5, 0.1, true, [1, 2] ({problem})") from None
 
 
 def deep_merge(a: dict, b: dict) -> dict:

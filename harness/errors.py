@@ -42,3 +42,17 @@ def call_with_options(fn, options: dict, prefix: str, what: str, *args):
                 raise ConfigError(f"{prefix}.{key}", value,
                                   f"an option of {what}: " + (", ".join(accepted) or "it takes none"))
     return fn(*args, **options)
+
+
+def writable_folder(key: str, path) -> None:
+    """ConfigError unless ``path`` is a folder this process can write into, or can create: before any
+    work, so a mistyped ``--out`` or ``--storage-path`` (a file, a read-only place) costs nothing."""
+    import os
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, str(path), f"a folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), f"a folder this user can write ({existing} is read-only)")

@@ -169,6 +169,8 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
     seed = raw.get("seed")
     if seed is not None:
         seed = _number(f"{where}.seed", seed, integer=True)
+        if not 0 <= seed < 2**32:  # numpy's RandomState, which Tune's searchers seed, takes no other
+            raise ConfigError(f"{where}.seed", seed, "an integer in [0, 2**32)")
     objectives = raw.get("objectives")
     if not isinstance(objectives, dict) or not objectives:
         raise ConfigError(f"{where}.objectives", objectives, "a mapping of metric: max|min, e.g. {val_acc: max}")

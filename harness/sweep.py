@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Optional
 
 from . import tracking
 from .catalog import Cell, Sweep
-from .errors import ConfigError
+from .errors import ConfigError, writable_folder
 
 CHECKPOINT_FILE = "trainer.pt"
 SQLITE_TESTED_CONCURRENCY = 8  # trials writing one SQLite store at once without loss (tests/test_cluster.py)
@@ -253,6 +254,15 @@ def _latest_experiment(sweep: Sweep, profile: str, storage: Path, uri: str) -> t
                       f"a sweep started before under {storage} (none found; run it without --resume)")
 
 
+def _storage(storage_path: Optional[str], *run_args) -> Path:
+    """The launch's Tune storage, checked with the run's other arguments before anything starts."""
+    _check_run_args(*run_args)
+    storage = Path(storage_path) if storage_path else results_root()
+    if "://" not in str(storage_path or ""):  # s3:// and the like: Tune checks those itself
+        writable_folder("--storage-path", storage)
+    return storage
+
+
 def _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures) -> None:
     if not (isinstance(cpus_per_trial, (int, float)) and math.isfinite(cpus_per_trial) and cpus_per_trial > 0):
         raise ConfigError("--cpus-per-trial", cpus_per_trial, "a number > 0")
@@ -265,18 +275,28 @@ def _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
 
 
 def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], address: Optional[str],
-               cpus_per_trial: float, max_concurrent: Optional[int]) -> str:
-    """Datasets on disk and the store reachable, before Ray starts; returns the store's URI."""
+               cpus_per_trial: float, max_concurrent: Optional[int], gpus_per_trial: float = 0,
+               wait_for_resources: bool = False, check_models: bool = True, verbose: bool = False) -> str:
+    """Datasets on disk, models that build, resources that exist and the store reachable, before any
+    trial is queued (and, on this machine, before Ray starts); returns the store's URI."""
     from . import data
-    from .methods.base import build_method
+    from .methods.base import Experiment, build_method
 
-    def reads_data(config) -> bool:  # an experiment that generates its own data needs none on disk
-        method = config["method"]
-        return getattr(build_method(method["name"], method["options"]), "uses_dataset", True)
+    def method_of(config):
+        return build_method(config["method"]["name"], config["method"]["options"])
 
-    for d in {(c["data"]["dataset"], c["data"]["data_root"]) for c in configs
-              if not c["data"]["download"] and reads_data(c)}:
-        data.locate(*d)  # DatasetNotFound before Ray starts, naming every place searched
+    _check_address(address)
+    for name, root, download in {(c["data"]["dataset"], c["data"]["data_root"], c["data"]["download"])
+                                 for c in configs if getattr(method_of(c), "uses_dataset", True)}:
+        if root is not None and not download and not Path(root).expanduser().is_dir():
+            raise ConfigError("data.data_root", root, "an existing folder (searched first for the dataset), or null")
+        if download and not data.downloadable(name):
+            raise ConfigError("data.download", True, f"false: {name} cannot be downloaded")
+        if not download:
+            data.locate(name, root)  # DatasetNotFound before Ray starts, naming every place searched
+    if check_models:  # a search's samples are gated one by one instead (an infeasible one is recorded)
+        _check_models([c for c in configs if not isinstance(method_of(c), Experiment)])
+    _check_resources(configs, address, cpus_per_trial, gpus_per_trial, wait_for_resources, verbose)
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri)
     if uri.startswith("sqlite:"):
@@ -289,6 +309,81 @@ def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], 
                   f"{SQLITE_TESTED_CONCURRENCY}. Use --max-concurrent {SQLITE_TESTED_CONCURRENCY} or an MLflow server.",
                   flush=True)
     return uri
+
+
+def _check_address(address: Optional[str]) -> None:
+    """A Ray address nothing answers at fails in seconds, not after Ray's minutes of reconnecting."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.rpartition("://")[2].rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--address", address, "host:port of a Ray head (HEAD:6379), ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError("--address", address, f"the address of a running Ray cluster (nothing answers at "
+                                                f"{host}:{port}: {e.strerror or e})") from None
+
+
+def _check_resources(configs: list[dict], address: Optional[str], cpus_per_trial: float, gpus_per_trial: float,
+                     wait: bool, verbose: bool) -> None:
+    """Trials that no node can hold, or that need a GPU where none is, would wait or fail forever:
+    refuse before any is queued. On this machine that needs no Ray; a cluster is asked (``wait``:
+    queue them anyway, for an autoscaling cluster whose nodes join later)."""
+    import ray
+
+    if address is None and not ray.is_initialized():
+        import torch
+
+        where, nodes = "this machine", [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
+    else:
+        if not ray.is_initialized():
+            init_ray(address, log_to_driver=verbose)
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        where = f"the cluster's {len(nodes)} node(s)"
+    if wait:
+        return
+    have = "; ".join(f"{n.get('CPU', 0):g} CPUs and {n.get('GPU', 0):g} GPUs" for n in nodes) or "none"
+    hint = "; on an autoscaling cluster --wait-for-resources queues the trials until nodes join" if address else ""
+    cpus_ok = any(n.get("CPU", 0) >= cpus_per_trial for n in nodes)
+    gpus_ok = any(n.get("GPU", 0) >= gpus_per_trial for n in nodes)
+    if not (cpus_ok and gpus_ok and any(n.get("CPU", 0) >= cpus_per_trial and n.get("GPU", 0) >= gpus_per_trial
+                                        for n in nodes)):
+        key, value = ("--gpus-per-trial", gpus_per_trial) if not gpus_ok else ("--cpus-per-trial", cpus_per_trial)
+        raise ConfigError(key, value, f"at most what one node has: {where} has {have}{hint}")
+    gpus = max(n.get("GPU", 0) for n in nodes)
+    for device in sorted({c["train"]["device"] for c in configs if c["train"]["device"].startswith("cuda")}):
+        index = int(device.partition(":")[2] or 0)
+        if index >= gpus:
+            raise ConfigError("train.device", device, f"auto or cpu, or a GPU that exists: {where} has {have}{hint}")
+        if address and gpus_per_trial == 0 and any(n.get("GPU", 0) == 0 for n in nodes):
+            raise ConfigError("train.device", device, "auto or cpu with --gpus-per-trial 0: trials may land on "
+                                                      "nodes without a GPU (pass --gpus-per-trial)")
+
+
+def _check_models(configs: list[dict]) -> None:
+    """Every distinct model builds and runs at its dataset's registered input size, counted on the
+    meta device as a trial will count it: a bad option is found here, not in every trial."""
+    from . import data, measure
+    from .config import option_key
+
+    seen = set()
+    for c in configs:
+        d, m = c["data"], c["model"]
+        key = json.dumps([m, d["dataset"], d["image_size"], d["classes"]], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        shape, classes = data.nominal_shape(d["dataset"], d["image_size"], d["classes"])
+        try:
+            measure.profile_model(m["name"], {**m["options"], "num_classes": classes}, shape)
+        except ConfigError as e:
+            raise option_key(e) from None
+        except Exception as e:  # a shape error deep in the model: name the model and the input
+            raise ConfigError("model", {"name": m["name"], "options": m["options"]},
+                              f"a model that runs on {d['dataset']}'s {'x'.join(map(str, shape))} images "
+                              f"({_reason(e)})") from None
 
 
 def _context(sweep: Sweep, profile: str, uri: str, experiment_id: str, cpus_per_trial: float) -> dict:
@@ -338,16 +433,16 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_concurrent: Optional[int] = None,
               tracking_uri: Optional[str] = None, progress: bool = True, max_failures: int = 1,
               resume: bool = False, rerun: bool = False, storage_path: Optional[str] = None,
-              verbose: bool = False) -> SweepSummary:
+              verbose: bool = False, wait_for_resources: bool = False) -> SweepSummary:
     """Launch every cell as a trial (or resume the last launch) and wait for all of them."""
     from ray import tune
 
-    _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
-    uri = _preflight([c.config for c in cells], len(cells), tracking_uri, address, cpus_per_trial, max_concurrent)
+    storage = _storage(storage_path, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
+    if resume:  # refuse before anything changes, the other store included
+        _latest_experiment(sweep, profile, storage, tracking.resolve_uri(tracking_uri))
+    uri = _preflight([c.config for c in cells], len(cells), tracking_uri, address, cpus_per_trial, max_concurrent,
+                     gpus_per_trial, wait_for_resources, verbose=verbose)
     experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
-    storage = Path(storage_path) if storage_path else results_root()
-    if resume:
-        _latest_experiment(sweep, profile, storage, uri)  # refuse before anything changes
     tracking.close_orphans(uri, experiment_id)
     skipped = []
     if not resume and not rerun:
@@ -362,7 +457,7 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
     start = time.perf_counter()
     init_ray(address, log_to_driver=verbose)
     trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    name, restore_from, _ = _launch(sweep, profile, storage, uri, resume)
+    name, restore_from, launch = _launch(sweep, profile, storage, uri, resume, trials=len(cells))
     if restore_from is not None:
         # The restored param space is the original one (the cells it launched, the old driver tag).
         tuner = tune.Tuner.restore(str(restore_from), trainable, resume_unfinished=True, resume_errored=True)
@@ -377,7 +472,7 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
                                         trial_name_creator=lambda t: t.config["cell"]["name"],
                                         trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['cell']['name']}"),
             run_config=_tune_configs(name, storage, max_failures, [_progress(len(cells))] if progress else [], verbose))
-    _collect(tuner.fit(), summary, uri, experiment_id, early_stopping=False)
+    _collect(tuner.fit(), summary, uri, experiment_id, early_stopping=False, expected=launch.get("trials"))
     summary.wall_time_s = time.perf_counter() - start
     return summary
 
@@ -385,24 +480,24 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
 def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = None, cpus_per_trial: float = 1,
                gpus_per_trial: float = 0, max_concurrent: Optional[int] = None, tracking_uri: Optional[str] = None,
                progress: bool = True, max_failures: int = 1, resume: bool = False,
-               storage_path: Optional[str] = None, verbose: bool = False) -> SweepSummary:
+               storage_path: Optional[str] = None, verbose: bool = False,
+               wait_for_resources: bool = False) -> SweepSummary:
     """Sample ``plan``'s space with Tune's searcher (and scheduler), one trial per sample and axis
     point, under one MLflow parent run per launch; or continue the last launch (``resume``)."""
     from ray import tune
 
     from . import search, searchers
 
-    _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
+    storage = _storage(storage_path, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
     spec = plan.spec
     corner_configs = [plan.resolve({k: v}, 0).to_dict() for k, v in search.corners(spec)]
-    uri = _preflight(corner_configs, spec.num_samples * len(plan.points), tracking_uri, address, cpus_per_trial,
-                     max_concurrent)
     max_epochs = max(c["train"]["epochs"] for c in corner_configs)
     scheduler = search.build_scheduler(spec, max_epochs)  # ConfigError before Ray starts
+    if resume:  # refuse before anything changes, the other store included
+        _latest_experiment(sweep, profile, storage, tracking.resolve_uri(tracking_uri))
+    uri = _preflight(corner_configs, spec.num_samples * len(plan.points), tracking_uri, address, cpus_per_trial,
+                     max_concurrent, gpus_per_trial, wait_for_resources, check_models=False, verbose=verbose)
     experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
-    storage = Path(storage_path) if storage_path else results_root()
-    if resume:
-        _latest_experiment(sweep, profile, storage, uri)  # refuse before anything changes
     tracking.close_orphans(uri, experiment_id)
     ctx = _context(sweep, profile, uri, experiment_id, cpus_per_trial)
     summary = SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
@@ -446,6 +541,13 @@ def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = Non
         tracking.end_run(uri, parent, "KILLED", "the search's driver stopped with an error")
         raise
     runs = tracking.children(uri, experiment_id, parent)
+    trial_ids = {t.trial_id for t in summary.trials}
+    for r in runs:
+        if r.data.tags.get("infeasible") != "true" and r.data.tags.get("trial_id") not in trial_ids \
+                and r.data.tags.get("lost_on_resume") != "true":
+            # a trial Tune had started when its driver died but not yet saved in its state: the
+            # restored searcher proposed again in its place, so this run belongs to no trial
+            tracking.mark_lost(uri, r.info.run_id)
     infeasible = [{"name": r.info.run_name, "reason": r.data.tags.get("infeasible_reason", ""),
                    "values": {k: v for k, v in r.data.params.items()}, "counts": dict(r.data.metrics)}
                   for r in runs if r.data.tags.get("infeasible") == "true"]
@@ -509,12 +611,15 @@ def _short(value) -> str:
     return str(value)
 
 
-def _collect(grid, summary: SweepSummary, uri: str, experiment_id: str, early_stopping: bool) -> None:
+def _collect(grid, summary: SweepSummary, uri: str, experiment_id: str, early_stopping: bool,
+             expected: Optional[int] = None) -> None:
     """Each trial's outcome into ``summary``, and into its MLflow run where the driver alone knows it:
-    a trial an early-stopping scheduler ended, a trial the interrupted sweep left unfinished."""
+    a trial an early-stopping scheduler ended, a trial the interrupted sweep left unfinished.
+    ``expected``: the trials the launch holds; those Tune never created (interrupted) are not started."""
     errored = {}
-    # Tune's trial status (ResultGrid's own num_terminated reads the same list): TERMINATED is done,
-    # whether it returned or a scheduler stopped it; ERROR failed; anything else was cut short.
+    # Tune's trial status (ResultGrid's own num_terminated reads the same list): ERROR failed;
+    # TERMINATED is done when its last result says so (it returned, or a scheduler stopped it), but
+    # Tune also marks TERMINATED the trials an interrupted fit (Ctrl-C) stops: those were cut short.
     statuses = [t.status for t in grid._experiment_analysis.trials]
     for result, tune_status in zip(grid, statuses):
         if not result.config or (tune_status == "PENDING" and not result.metrics):
@@ -531,7 +636,8 @@ def _collect(grid, summary: SweepSummary, uri: str, experiment_id: str, early_st
             status = "FAILED"
             if recorded not in (None, "RUNNING", "FAILED"):  # e.g. closed KILLED, then Tune could not restore it
                 tracking.end_run(uri, run_id, "FAILED", error)
-        elif tune_status == "TERMINATED":
+        elif tune_status == "TERMINATED" and (m.get("done") or recorded == "FINISHED"
+                                              or m.get("epoch", 0) >= m.get("planned_epochs", math.inf)):
             status = "FINISHED"
             stopped = early_stopping and m.get("epoch", 0) < m.get("planned_epochs", 0)
             if recorded not in (None, "FINISHED"):
@@ -548,6 +654,8 @@ def _collect(grid, summary: SweepSummary, uri: str, experiment_id: str, early_st
                      if k in m},
             error=error, run_id=run_id, trial_id=str(m.get("trial_id", "")),
             values=json.loads(sample_tags["sample"]) if sample_tags else {}))
+    if expected is not None:
+        summary.not_started += max(0, expected - len(summary.trials) - summary.not_started)
     tracking.terminate_stale_runs(uri, experiment_id, errored)
 
 

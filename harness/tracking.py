@@ -16,6 +16,7 @@ Embedded default store: ``sqlite:///<cwd>/mlflow.db`` (MLflow 3 refuses the ./ml
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -83,6 +84,17 @@ def end_run(uri: str, run_id: str, status: str, reason: Optional[str] = None, ar
     if reason:
         c.set_tag(run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
     c.set_terminated(run_id, status=status)
+
+
+def mark_lost(uri: str, run_id: str) -> None:
+    """A run whose trial Tune's restored state no longer holds (its driver died before saving it):
+    kept as recorded, tagged ``lost_on_resume``, KILLED if it was not FINISHED."""
+    c = client(uri)
+    c.set_tag(run_id, "lost_on_resume", "true")
+    if c.get_run(run_id).info.status != "FINISHED":
+        c.set_tag(run_id, "failure_reason", "its driver died before Tune saved this trial; the resumed search "
+                                            "proposed another in its place")
+        c.set_terminated(run_id, status="KILLED")
 
 
 def run_status(uri: str, run_id: str) -> str:
@@ -180,27 +192,86 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks", "databricks-uc", "uc")
+URI_FORMAT = "sqlite:///path/to/mlflow.db or http(s)://host:port (or postgresql://, mysql://, mssql://, databricks)"
+
+
 def resolve_uri(uri: Optional[str]) -> str:
     uri = uri or default_tracking_uri()
-    if "://" not in uri and not uri.startswith("databricks"):
-        raise ConfigError("tracking_uri", uri, "sqlite:///path/to/mlflow.db or http(s)://host:port")
+    scheme = uri.partition("://")[0].split("+")[0] if "://" in uri else uri
+    if scheme not in STORE_SCHEMES or (scheme == "sqlite" and not uri[len("sqlite:///"):].strip()):
+        raise ConfigError("tracking_uri", uri, URI_FORMAT)
     return uri
+
+
+def _sqlite_path(uri: str) -> Optional[Path]:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _probe_server(uri: str, timeout_s: float) -> None:
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
+            if r.status != 200:
+                raise OSError(f"HTTP {r.status}")
+    except (OSError, ValueError, urllib.error.URLError) as e:
+        raise ConfigError("tracking_uri", uri, f"a reachable MLflow server ({e})") from None
+
+
+def _first_call(uri: str) -> None:
+    """One cheap request: a store MLflow cannot open (a file that is no database, say) is bad input."""
+    try:
+        client(uri).search_experiments(max_results=1)
+    except ConfigError:
+        raise
+    except Exception as e:  # MlflowException, SQLAlchemy's DatabaseError, ...: every one means this store is unusable
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ConfigError("tracking_uri", uri,
+                          f"an MLflow store this machine can open ({first.strip()[:300]})") from None
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail before any trial when the store cannot be reached (a server down, a bad path)."""
+    path = _sqlite_path(uri)
     if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
-                if r.status != 200:
-                    raise OSError(f"HTTP {r.status}")
-        except (OSError, urllib.error.URLError) as e:
-            raise ConfigError("tracking_uri", uri, f"a reachable MLflow server ({e})") from None
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
+        _probe_server(uri, timeout_s)
+    elif path is not None:
+        folder = path.parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise ConfigError("tracking_uri", uri, f"a SQLite file in an existing writable folder ({folder})")
-    client(uri).search_experiments(max_results=1)
+        if path.exists() and not path.is_file():
+            raise ConfigError("tracking_uri", uri, f"a SQLite file ({path} is a folder)")
+    _first_call(uri)
+
+
+def check_readable(uri: str, timeout_s: float = 5.0) -> bool:
+    """For commands that only read (list, report): False when a local store does not exist, which
+    they must not create; ConfigError when it cannot be read."""
+    path = _sqlite_path(uri) or (Path(uri[len("file://"):]) if uri.startswith("file://") else None)
+    if uri.startswith(("http://", "https://")):
+        _probe_server(uri, timeout_s)
+    elif path is not None and not path.exists():
+        return False
+    elif path is not None and uri.startswith("sqlite:") and not path.is_file():
+        raise ConfigError("tracking_uri", uri, f"a SQLite file ({path} is a folder)")
+    _first_call(uri)
+    return True
+
+
+# MLflow's client retries a failing server 7 times with backoff (minutes) and waits 120 s a request:
+# right for trials riding out a blip, not for a command that only reads, which gives up in seconds.
+READ_ONLY_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+@contextlib.contextmanager
+def giving_up_quickly():
+    """READ_ONLY_HTTP for the duration (unless the user set them), then as before."""
+    added = [k for k in READ_ONLY_HTTP if k not in os.environ]
+    os.environ.update({k: READ_ONLY_HTTP[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def client(uri: Optional[str] = None):

@@ -228,7 +228,9 @@ class Trainer:
         return {"train_loss": train_loss, "train_acc": 100.0 * correct.item() / max(seen, 1),
                 "epoch_time_s": epoch_time_s, "images_per_s": seen / epoch_time_s,
                 "samples_seen": self.state.samples_seen, "train_time_s": self.state.train_time_s,
-                "lr": lr, "momentum": momentum, "batch_size": self.train_loader.batch_size,
+                # the batch size used: one larger than the split trains on the whole split a step
+                "lr": lr, "momentum": momentum,
+                "batch_size": min(self.train_loader.batch_size, self.train_loader.num_samples),
                 "sampling_ratio": ratio, "batches": n_batches,
                 "data_time_s": data_time_s, "compute_time_s": epoch_time_s - data_time_s, **extra}
 

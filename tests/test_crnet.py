@@ -231,7 +231,7 @@ def test_bad_options_fail_before_ray_and_in_harness_profile(capsys):
     # RunConfig.from_dict is what `harness run` checks every cell with before Ray starts
     with pytest.raises(ConfigError) as info:
         RunConfig.from_dict({"model": {"name": "crnet_cb", "options": {"exp": 4, "g": 3}}})
-    assert info.value.key == "model.g"
+    assert info.value.key == "model.options.g"  # a config names the option where it is set
     assert cli.main(["profile", "crnet_cib", "--set", "alpha=0.3", "--input", "3x32x32"]) == 2
     err = capsys.readouterr().err
     assert "model.alpha=0.3" in err and "C-IBneck 1 first 1x1" in err

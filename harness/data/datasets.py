@@ -97,10 +97,12 @@ class _Layout:
     bundled: Path | None = None  # ships with a Python package: the only place searched
 
 
-def _register(name: str, shape: tuple[int, int, int], **layout):
+def _register(name: str, shape: tuple[int, int, int], train_size: int | None = None, **layout):
     """``shape``: (channels, side in pixels when data.image_size is unset, classes), what a model is
-    built for; known without reading the data, so cost limits are counted before any trial starts."""
-    return DATASETS.register(name, layout=_Layout(**layout), shape=shape)
+    built for; known without reading the data, so cost limits are counted before any trial starts.
+    ``train_size``: samples of the official training split; None where the folders on disk decide
+    (ImageNet's class folders), so its sizes and classes are known only when a trial reads them."""
+    return DATASETS.register(name, layout=_Layout(**layout), shape=shape, train_size=train_size)
 
 
 def nominal_shape(name: str, image_size: int | None = None, classes: int | None = None):
@@ -109,6 +111,13 @@ def nominal_shape(name: str, image_size: int | None = None, classes: int | None 
     channels, side, num_classes = DATASETS.meta(name)["shape"]
     side = image_size or side
     return (channels, side, side), min(classes, num_classes) if classes else num_classes
+
+
+def nominal_size(name: str) -> tuple[int | None, int | None]:
+    """(samples of the official training split, classes) from the registry alone, for the checks
+    before Ray starts; (None, None) where only the data on disk can tell."""
+    meta = DATASETS.meta(name)
+    return (None, None) if meta["train_size"] is None else (meta["train_size"], meta["shape"][2])
 
 
 def dataset_names() -> list[str]:
@@ -172,6 +181,12 @@ def _locate(name: str, data_root: str | None, download: bool) -> Path:
         + "\n  ".join(str(c) for c in candidates)
         + f"\nTo get it: {how}."
     )
+
+
+def downloadable(name: str) -> bool:
+    """Whether ``data.download: true`` can fetch ``name`` (a bundled dataset needs no download)."""
+    layout: _Layout = DATASETS.meta(name)["layout"]
+    return layout.download is not None or layout.bundled is not None
 
 
 def locate(name: str, data_root: str | None = None) -> Path:
@@ -307,7 +322,7 @@ _CIFAR_FILES = tuple(f for f, _ in _CIFAR10Files.train_list + _CIFAR10Files.test
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
 
 
-@_register("cifar10", shape=(3, 32, 10), folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
+@_register("cifar10", shape=(3, 32, 10), train_size=50000, folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
            get="extract cifar-10-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-10-batches-py",
            download=lambda root: torchvision.datasets.CIFAR10(str(root), download=True))
 def _cifar10(folder: Path, image_size: int | None):
@@ -315,7 +330,8 @@ def _cifar10(folder: Path, image_size: int | None):
                   (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar10")
 
 
-@_register("cifar100", shape=(3, 32, 100), folders=("cifar-100-python",), files=("train", "test", "meta"),
+@_register("cifar100", shape=(3, 32, 100), train_size=50000, folders=("cifar-100-python",),
+           files=("train", "test", "meta"),
            get="extract cifar-100-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-100-python",
            download=lambda root: torchvision.datasets.CIFAR100(str(root), download=True))
 def _cifar100(folder: Path, image_size: int | None):
@@ -348,14 +364,14 @@ def _idx(folder: Path, image_size, mean, std, name):
     return sources[0], sources[1], info
 
 
-@_register("mnist", shape=(1, 28, 10), folders=("MNIST/raw",), files=_IDX_FILES,
+@_register("mnist", shape=(1, 28, 10), train_size=60000, folders=("MNIST/raw",), files=_IDX_FILES,
            get="put the four idx files (gzipped or not) from https://yann.lecun.com/exdb/mnist/ in {root}/mnist",
            download=lambda root: torchvision.datasets.MNIST(str(root), download=True))
 def _mnist(folder: Path, image_size: int | None):
     return _idx(folder, image_size, (0.1307,), (0.3081,), "mnist")
 
 
-@_register("fashion_mnist", shape=(1, 28, 10), folders=("FashionMNIST/raw",), files=_IDX_FILES,
+@_register("fashion_mnist", shape=(1, 28, 10), train_size=60000, folders=("FashionMNIST/raw",), files=_IDX_FILES,
            get="`apt-get install dataset-fashion-mnist` (installs " + str(SYSTEM_DATASETS / "fashion-mnist")
            + "), or put the four idx files (gzipped or not) from"
            " https://github.com/zalandoresearch/fashion-mnist in {root}/fashion_mnist",
@@ -372,7 +388,7 @@ def _download_pet(root: Path) -> None:
         torchvision.datasets.OxfordIIITPet(str(root), split=split, download=True)
 
 
-@_register("oxford_pet", shape=(3, 224, 37), folders=("oxford-iiit-pet",),
+@_register("oxford_pet", shape=(3, 224, 37), train_size=3680, folders=("oxford-iiit-pet",),
            files=("images/", "annotations/trainval.txt", "annotations/test.txt"),
            get="extract images.tar.gz and annotations.tar.gz from"
            " https://www.robots.ox.ac.uk/~vgg/data/pets/ into {root}/oxford-iiit-pet",
@@ -410,7 +426,7 @@ def _sklearn_data() -> Path:
     return Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data"
 
 
-@_register("digits", shape=(1, 8, 10), folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
+@_register("digits", shape=(1, 8, 10), train_size=1437, folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
            get="it ships with scikit-learn: reinstall scikit-learn")
 def _digits(folder: Path, image_size: int | None):
     from sklearn.datasets import load_digits
