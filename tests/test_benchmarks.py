@@ -3,6 +3,8 @@
 Only the line's keys and kinds are checked, never a timing (nothing here is a timed test).
 overhead.py and packing.py are left out: each starts Ray and Ray Tune workers (overhead.py also
 three fresh Python processes), 20-50 s even at --quick on 2 cores, over this file's 20 s budget;
+so are search.py (two searches through run_search in one Ray session: 30-40 s at --quick) and
+handwritten_peer.py (three fresh processes that each start Ray: 70-80 s at --quick).
 RESULTS.md records their full runs and `python benchmarks/<script>.py --quick` checks them by hand.
 """
 from __future__ import annotations

@@ -1,0 +1,275 @@
+"""Search sweeps: the driver's cost per suggestion and per result, and what ASHA saves.
+
+Runs the ``cross_paper_pareto`` sweep's ``quick`` profile (Fashion-MNIST; random search with a fixed
+seed, so both runs draw the same samples) twice in this one process through
+``harness.sweep.run_search``, into one temporary SQLite store (one MLflow experiment; the two
+searches are told apart by their parent runs): first as the sweep file says (ASHA, grace period 1,
+reduction factor 2), then the same plan with ``search.scheduler`` replaced by ``{name: none}`` (a
+copy of the sweep's search block through ``harness.search.parse_search``; the sweep file is not
+changed). Default scale: ``--num-samples 8 --train-subset 2000`` (the profile's own 16 samples of
+4,000 images would take ~20 min a run on 2 cores, by the sweep file's estimate); RESULTS.md says
+which scale was measured.
+
+Timers (``time.perf_counter``, in this process, where Tune's controller runs): for each run the
+class methods ``FeasibleSearch.next_trial`` (Tune's BasicVariantGenerator proposing a sample plus the
+harness's gate: resolving and validating the config, building the model on the meta device and
+counting it, and for a refused sample writing its infeasible MLflow run) and the scheduler's
+``on_trial_result`` (``AsyncHyperBandScheduler`` = ASHA; Tune's ``FIFOScheduler`` when the scheduler
+is off) are replaced by timed wrappers for the duration of the run and restored after it.
+Also timed, for completeness: the searcher's ``on_trial_result`` / ``on_trial_complete``.
+
+Read back from the MLflow runs of each search (children of its parent run):
+  * epochs trained: the sum over trained trials of the length of their ``epoch_time_s`` history;
+  * best val_acc: the max over FINISHED, non-infeasible trials of their ``best_val_acc`` (each
+    trial's best validation epoch; for a trial ASHA stopped, the best of the epochs it ran);
+  * the samples drawn: the ``sample`` tag of every run (trained or infeasible) by sample id,
+    asserted equal between the two runs;
+  * trial time: the sum of the trained trials' MLflow run wall times. A trial ASHA stops never
+    closes its own run (it ends inside ``tune.report``); the driver closes it (harness.sweep's
+    stop-recording callback, or ``_collect`` after ``Tuner.fit`` for any it missed), so for those
+    the end is taken as the timestamp of the run's last logged epoch, which does not depend on when
+    the driver got to it; the raw ``end_time - start_time`` sum is reported beside it;
+  * each trial's val_acc per epoch (what ASHA compared at its rungs).
+
+Figures: driver cost share = (next_trial + scheduler on_trial_result) / trial time, target <= 1 %
+(the headline, ASHA run); epochs ratio = no-ASHA epochs / ASHA epochs, target >= 2, with the best
+val_acc of the ASHA run within 1 point of the run without it. ``--quick`` runs the ``smoke``
+profile (digits, 3 samples, 2 epochs): seconds a trial, it checks the script, not the figures.
+Ends with one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, in_folder, loadavg  # noqa: E402
+
+SWEEP = "cross_paper_pareto"
+
+
+def harness_source() -> dict:
+    """The harness code this run measured: the git commit and a digest of harness/**/*.py as they
+    stand now (the working tree may hold uncommitted changes)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted((root / "harness").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "harness"], capture_output=True,
+                           text=True).stdout.strip()
+    return {"git_head": head, "harness_dirty": bool(dirty), "harness_py_sha256": digest.hexdigest()[:16]}
+
+
+class Timers:
+    """perf_counter totals and call counts of wrapped class methods, restored by ``restore``."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.returned: dict[str, int] = {}  # calls that returned something other than None
+        self._saved: list = []
+
+    def wrap(self, cls, method: str, label: str) -> None:
+        original = cls.__dict__[method]
+        self.totals.setdefault(label, 0.0)
+        self.calls.setdefault(label, 0)
+        self.returned.setdefault(label, 0)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                self.totals[label] += time.perf_counter() - start
+                self.calls[label] += 1
+            if out is not None:
+                self.returned[label] += 1
+            return out
+
+        self._saved.append((cls, method, original))
+        setattr(cls, method, timed)
+
+    def restore(self) -> None:
+        for cls, method, original in reversed(self._saved):
+            setattr(cls, method, original)
+        self._saved.clear()
+
+    def report(self) -> dict:
+        return {label: {"total_s": round(self.totals[label], 4), "calls": self.calls[label],
+                        "calls_returning_a_value": self.returned[label],
+                        "mean_ms_per_call": round(1000 * self.totals[label] / max(self.calls[label], 1), 3)}
+                for label in self.totals}
+
+
+def no_scheduler_plan(plan):
+    """The same plan (spec, base config, axes) with the search block's scheduler set to none."""
+    from harness.catalog import SearchPlan
+    from harness.search import parse_search
+
+    raw = {**plan.spec.raw, "scheduler": {"name": "none"}}
+    return SearchPlan(spec=parse_search(raw), base=plan.base, axes=plan.axes)
+
+
+def run_one(sweep, profile: str, plan, store: str, storage: Path, cpus_per_trial: float) -> dict:
+    """One run_search with the driver-side timers in place; its wall time, timers and load."""
+    from ray.tune.schedulers import FIFOScheduler
+    from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler
+
+    from harness import sweep as sweep_module
+    from harness.searchers import FeasibleSearch
+
+    timers = Timers()
+    timers.wrap(FeasibleSearch, "next_trial", "searcher.next_trial")
+    timers.wrap(FeasibleSearch, "on_trial_result", "searcher.on_trial_result")
+    timers.wrap(FeasibleSearch, "on_trial_complete", "searcher.on_trial_complete")
+    timers.wrap(AsyncHyperBandScheduler, "on_trial_result", "scheduler.on_trial_result")  # ASHA
+    timers.wrap(FIFOScheduler, "on_trial_result", "scheduler.on_trial_result")  # Tune's default when none
+    load_before = loadavg()
+    start = time.perf_counter()
+    try:
+        summary = sweep_module.run_search(sweep, profile, plan, cpus_per_trial=cpus_per_trial, tracking_uri=store,
+                                          progress=False, storage_path=str(storage))
+    finally:
+        timers.restore()
+    wall_s = time.perf_counter() - start
+    return {"summary": summary, "wall_s": wall_s, "timers": timers.report(), "timer_totals": dict(timers.totals),
+            "load": {"before": load_before, "after": loadavg()}}
+
+
+def read_runs(store: str, experiment: str, parent_run_id: str) -> dict:
+    """Epochs, best val_acc, samples and trial times of one search's child runs."""
+    from harness import tracking
+
+    client = tracking.client(store)
+    exp = client.get_experiment_by_name(experiment)
+    runs = tracking.children(store, exp.experiment_id, parent_run_id)
+    samples, trials, infeasible = {}, [], []
+    for r in runs:
+        tags = r.data.tags
+        samples[tags["row"]] = json.loads(tags["sample"])
+        if tags.get("infeasible") == "true":
+            infeasible.append({"sample": tags["row"], "reason": tags.get("infeasible_reason", "")})
+            continue
+        history = client.get_metric_history(r.info.run_id, "epoch_time_s")
+        val = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "val_acc"))
+        stopped = tags.get("stopped_early") == "true"
+        raw_s = (r.info.end_time - r.info.start_time) / 1000
+        # a stopped trial's end_time is when the driver closed it, after Tuner.fit: use its last epoch
+        end_ms = max(m.timestamp for m in history) if stopped and history else r.info.end_time
+        trials.append({"name": r.info.run_name, "sample": tags["row"], "status": r.info.status,
+                       "epochs": len(history), "stopped_early": stopped,
+                       "best_val_acc": r.data.metrics.get("best_val_acc"), "val_acc_by_epoch": [v for _, v in val],
+                       "model": samples[tags["row"]].get("model", {}).get("name"),
+                       "trial_s": round((end_ms - r.info.start_time) / 1000, 3), "mlflow_wall_s_raw": round(raw_s, 3)})
+    finished = [t for t in trials if t["status"] == "FINISHED" and t["best_val_acc"] is not None]
+    return {"samples": samples, "trials": sorted(trials, key=lambda t: t["name"]), "infeasible": infeasible,
+            "epochs": sum(t["epochs"] for t in trials),
+            "best_val_acc": max((t["best_val_acc"] for t in finished), default=float("nan")),
+            "trial_s": sum(t["trial_s"] for t in trials),
+            "mlflow_wall_s_raw": sum(t["mlflow_wall_s_raw"] for t in trials),
+            "failed": [t["name"] for t in trials if t["status"] != "FINISHED"]}
+
+
+def driver_cost(run: dict, recorded: dict) -> dict:
+    totals = run["timer_totals"]
+    suggest_s, schedule_s = totals["searcher.next_trial"], totals["scheduler.on_trial_result"]
+    proposed = len(recorded["samples"])  # samples the gate saw: trained and infeasible
+    results = run["timers"]["scheduler.on_trial_result"]["calls"]
+    return {"next_trial_s": round(suggest_s, 4), "scheduler_on_trial_result_s": round(schedule_s, 4),
+            "samples_proposed": proposed, "next_trial_ms_per_sample": round(1000 * suggest_s / max(proposed, 1), 3),
+            "results": results, "scheduler_ms_per_result": round(1000 * schedule_s / max(results, 1), 4),
+            "share_of_trial_time_pct": round(100 * (suggest_s + schedule_s) / recorded["trial_s"], 4),
+            "share_of_search_wall_pct": round(100 * (suggest_s + schedule_s) / run["wall_s"], 4),
+            "timers": run["timers"]}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--num-samples", type=int, default=None, help="samples per search (default 8; --quick: 3)")
+    ap.add_argument("--train-subset", type=int, default=None,
+                    help="training images (default 2000 of the quick profile's 4000; --quick: the smoke profile's)")
+    ap.add_argument("--cpus-per-trial", type=float, default=1)
+    ap.add_argument("--quick", action="store_true", help="the smoke profile: checks the script, not the figures")
+    args = ap.parse_args(argv)
+    profile = "smoke" if args.quick else "quick"
+    if not args.quick:
+        args.num_samples = args.num_samples or 8
+        args.train_subset = args.train_subset or 2000
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    source = harness_source()
+
+    import ray
+
+    from harness import catalog, tracking
+
+    sweep = catalog.resolve(SWEEP)[0]
+    sets = [f"data.train_subset={args.train_subset}"] if args.train_subset else []
+    asha_plan = sweep.search_plan(profile, num_samples=args.num_samples, sets=sets)
+    none_plan = no_scheduler_plan(asha_plan)
+    started_here = not ray.is_initialized()  # a caller's Ray (a test session's) is left running
+    with tempfile.TemporaryDirectory() as tmp, in_folder(tmp):  # MLflow writes run artifacts to ./mlruns
+        tmp = Path(tmp)
+        store = f"sqlite:///{tmp / 'mlflow.db'}"
+        tracking.check_reachable(store)  # the store's schema, created once: untimed
+        runs, recorded = {}, {}
+        for label, plan in (("asha", asha_plan), ("no_scheduler", none_plan)):
+            runs[label] = run_one(sweep, profile, plan, store, tmp / f"ray_{label}", args.cpus_per_trial)
+            summary = runs[label]["summary"]
+            recorded[label] = read_runs(store, summary.experiment, summary.search["parent_run_id"])
+        if started_here:
+            ray.shutdown()
+
+    asha, none = recorded["asha"], recorded["no_scheduler"]
+    same_samples = asha["samples"] == none["samples"]
+    differ = {k: [asha["samples"].get(k), none["samples"].get(k)]
+              for k in sorted(set(asha["samples"]) | set(none["samples"]))
+              if asha["samples"].get(k) != none["samples"].get(k)}
+    assert same_samples, "the two searches drew different samples: " + json.dumps(differ, default=str)
+    epochs_ratio = none["epochs"] / asha["epochs"] if asha["epochs"] else float("nan")
+    val_diff = none["best_val_acc"] - asha["best_val_acc"]
+    cost = {label: driver_cost(runs[label], recorded[label]) for label in runs}
+    share = cost["asha"]["share_of_trial_time_pct"]
+    plan_cfg = asha_plan.base
+    return emit(
+        "search_driver_cost_share_pct", share, 1.0, "lower",
+        figures={
+            "driver_cost_share_pct": {"value": share, "target": 1.0, "better": "lower", "met": share <= 1.0,
+                                      "what": "(FeasibleSearch.next_trial + ASHA on_trial_result) / trial time, "
+                                              "ASHA run"},
+            "epochs_ratio_no_asha_over_asha": {"value": round(epochs_ratio, 3), "target": 2.0, "better": "higher",
+                                               "met": epochs_ratio >= 2.0},
+            "best_val_acc_no_asha_minus_asha_points": {"value": round(val_diff, 3), "target": 1.0, "better": "lower",
+                                                       "met": abs(val_diff) <= 1.0}},
+        same_samples=same_samples, samples_drawn=len(asha["samples"]),
+        infeasible={label: recorded[label]["infeasible"] for label in recorded},
+        epochs={label: recorded[label]["epochs"] for label in recorded},
+        best_val_acc={label: recorded[label]["best_val_acc"] for label in recorded},
+        trial_s={label: round(recorded[label]["trial_s"], 2) for label in recorded},
+        trial_s_mlflow_end_time_raw={label: round(recorded[label]["mlflow_wall_s_raw"], 2) for label in recorded},
+        search_wall_s={label: round(runs[label]["wall_s"], 2) for label in runs},
+        driver_cost=cost,
+        failed={label: recorded[label]["failed"] for label in recorded},
+        trials={label: recorded[label]["trials"] for label in recorded},
+        setup={"sweep": SWEEP, "profile": profile, "num_samples": asha_plan.spec.num_samples,
+               "algorithm": asha_plan.spec.algorithm, "seed": asha_plan.spec.seed,
+               "scheduler": asha_plan.spec.scheduler, "constraints": asha_plan.spec.constraints,
+               "dataset": plan_cfg["data"]["dataset"], "train_subset": plan_cfg["data"].get("train_subset"),
+               "val_size": plan_cfg["data"].get("val_size"), "test_subset": plan_cfg["data"].get("test_subset"),
+               "epochs": plan_cfg["train"]["epochs"], "batch_size": plan_cfg["train"]["batch_size"],
+               "cpus_per_trial": args.cpus_per_trial, "cpus": os.cpu_count()},
+        harness_source=source, load={label: runs[label]["load"] for label in runs})
+
+
+if __name__ == "__main__":
+    main()
