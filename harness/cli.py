@@ -170,7 +170,8 @@ def _report(args, sweep=None, artifacts=None) -> int:
         for a in targets:
             catalog.report_function(a)
         uri = tracking.resolve_uri(args.tracking_uri)
-        if not tracking.check_readable(uri):  # a report never creates the store it reads
+        # a report never creates the store it reads; count tables (runs: false) read none
+        if any(a.runs for a in targets) and not tracking.check_readable(uri):
             raise ConfigError("tracking_uri", uri, "an existing store (nothing is there; `harness run` writes one)")
     out = Path(args.out)
     written = []
