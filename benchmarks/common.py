@@ -11,6 +11,7 @@ import os
 import pickle
 import platform
 import struct
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -119,3 +120,18 @@ def in_folder(folder):
         yield Path(folder)
     finally:
         os.chdir(previous)
+
+
+def harness_source() -> dict:
+    """The harness code this run measured: the git commit and a digest of harness/**/*.py as they
+    stand now (the working tree may hold uncommitted changes)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted((root / "harness").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "harness"], capture_output=True,
+                           text=True).stdout.strip()
+    return {"git_head": head, "harness_dirty": bool(dirty), "harness_py_sha256": digest.hexdigest()[:16]}

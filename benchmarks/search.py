@@ -43,31 +43,15 @@ import argparse
 import functools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, in_folder, loadavg  # noqa: E402
+from common import emit, harness_source, in_folder, loadavg  # noqa: E402
 
 SWEEP = "cross_paper_pareto"
-
-
-def harness_source() -> dict:
-    """The harness code this run measured: the git commit and a digest of harness/**/*.py as they
-    stand now (the working tree may hold uncommitted changes)."""
-    import hashlib
-
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted((root / "harness").rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "harness"], capture_output=True,
-                           text=True).stdout.strip()
-    return {"git_head": head, "harness_dirty": bool(dirty), "harness_py_sha256": digest.hexdigest()[:16]}
 
 
 class Timers:
