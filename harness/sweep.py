@@ -405,15 +405,15 @@ def _tune_configs(name: str, storage: Path, max_failures: int, callbacks: list, 
 
     # CheckpointConfig(num_to_keep=...) makes Tune snapshot the experiment state whenever a trial
     # checkpoints: that is what lets --resume pick up exactly where a killed driver stopped, and its
-    # cost is small (benchmarks/RESULTS.md), so Tune's repeated warning about it is silenced. Two
-    # kept, not one: a driver killed after a trial's newest checkpoint replaced the older one but
-    # before the snapshot naming it was written must still find the checkpoint the snapshot names.
+    # cost is small (benchmarks/RESULTS.md), so Tune's repeated warning about it is silenced. Four
+    # kept, not one: the snapshot can lag the newest checkpoint (seen here: two behind, with epochs
+    # of 0.06 s), and a driver killed then must still find the checkpoint its snapshot names.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:  # Tune's newer console output prints its configuration box even at verbose=0
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.RunConfig(name=name, storage_path=str(storage), verbose=1 if verbose else 0,
                           failure_config=tune.FailureConfig(max_failures=max_failures),
-                          checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks)
+                          checkpoint_config=tune.CheckpointConfig(num_to_keep=4), callbacks=callbacks)
 
 
 def _launch(sweep: Sweep, profile: str, storage: Path, uri: str, resume: bool, **extra) -> tuple[str, Optional[Path], dict]:
