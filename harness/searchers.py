@@ -54,7 +54,7 @@ class Gate:
     constant_grid_search, EachPoint), so the n-th proposed trial is point n mod P of sample n // P.
     """
 
-    def __init__(self, plan: "search_plan.SearchPlan", ctx: dict):  # noqa: F821
+    def __init__(self, plan, ctx: dict):  # plan: a catalog.SearchPlan; ctx: the launch's (sweep._context)
         self.plan, self.ctx = plan, ctx
         self.trials_seen = 0
         self.infeasible: list[dict] = []  # name, reason, counts, values of every refused sample
