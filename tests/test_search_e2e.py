@@ -180,10 +180,11 @@ def test_a_search_survives_its_driver_killed_and_resumes_into_the_same_runs(tmp_
     resumed = procs.start(_harness("run", sweep.path, *common, "--resume"), tmp_path / "resume.log", env)
     assert resumed.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-3000:]
     runs, parents = _children(uri, "search_test")
-    # A trial Tune had started but not yet saved when its driver died is gone from the restored
-    # state, and the searcher proposes another in its place: its run stays, KILLED, tagged lost.
+    # A trial Tune had not yet saved when its driver died is gone from the restored state (the
+    # snapshot can lag by more than one trial, even behind a trial that finished), and the searcher
+    # proposes another in its place: its run stays as recorded (KILLED, or FINISHED), tagged lost.
     lost = [r for r in runs if r.data.tags.get("lost_on_resume") == "true"]
-    assert len(lost) <= 1 and all(r.info.status == "KILLED" for r in lost)
+    assert {r.info.status for r in lost} <= {"KILLED", "FINISHED"}
     runs = [r for r in runs if r not in lost]
     after = {r.data.tags["trial_id"]: r for r in runs}
     assert len(runs) == len(after) == 4 and {r.info.status for r in runs} == {"FINISHED"}
@@ -191,7 +192,7 @@ def test_a_search_survives_its_driver_killed_and_resumes_into_the_same_runs(tmp_
     for trial_id in before:  # no new run for a resumed trial, finished ones untouched
         if trial_id in after:
             assert after[trial_id].info.run_id == before[trial_id].info.run_id
-    for trial_id in finished_before:
+    for trial_id in finished_before & set(after):
         assert after[trial_id].info.end_time == before[trial_id].info.end_time
     client = tracking.client(uri)
     for r in runs:
