@@ -396,7 +396,7 @@ def make_figure_3_1(runs: pd.DataFrame) -> Figure:
     import torch
 
     from harness import data
-    from harness.analysis import load_model
+    from harness.runs import load_model
 
     run = runs.sort_values("seed").iloc[0]
     model = load_model(run["run_id"], runs.attrs.get("tracking_uri"))
@@ -470,7 +470,7 @@ def _config_value(runs: pd.DataFrame, column: str):
 
 def _sibling_runs(runs: pd.DataFrame, tables: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     """The finished runs of each table's sweep at the profile of ``runs`` (same MLflow store)."""
-    from harness.analysis import load_runs
+    from harness.runs import load_runs
 
     profile_name = runs["profile"].iloc[0]
     uri = runs.attrs.get("tracking_uri")

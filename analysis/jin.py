@@ -271,10 +271,10 @@ def _profile_of(runs: pd.DataFrame) -> str | None:
 
 def _other_runs(sweep_name: str, runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs of another sweep, same tracking store and profile as ``runs``."""
-    from harness import analysis
+    from harness import runs as recorded
 
     uri = runs.attrs.get("tracking_uri")
-    other = analysis.load_runs(sweep_name, uri, profile=_profile_of(runs), status="FINISHED")
+    other = recorded.load_runs(sweep_name, uri, profile=_profile_of(runs), status="FINISHED")
     other.attrs = dict(runs.attrs)
     return other
 
@@ -377,9 +377,9 @@ COLORS = ["tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:b
 
 def _history(runs: pd.DataFrame, sweep_name: str) -> pd.DataFrame:
     """Per-epoch train_acc and test_acc of exactly ``runs`` (one profile, finished)."""
-    from harness import analysis
+    from harness import runs as recorded
 
-    history = analysis.load_history(sweep_name, runs.attrs.get("tracking_uri"), profile=_profile_of(runs),
+    history = recorded.load_history(sweep_name, runs.attrs.get("tracking_uri"), profile=_profile_of(runs),
                                     metrics=("train_acc", "test_acc"))
     return history[history["run_id"].isin(set(runs["run_id"]))]
 

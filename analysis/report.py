@@ -1,7 +1,7 @@
 """Render an artifact from MLflow: tables as Markdown, CSV and LaTeX; figures as PNG and PDF.
 
 A report function (``make_...`` in this package, named by the sweep file's ``report``) takes the
-finished runs of one profile as a DataFrame (``harness.analysis.load_runs``) and returns a
+finished runs of one profile as a DataFrame (``harness.runs.load_runs``) and returns a
 ``Table`` or a ``Figure``; this module writes it with notes on how it was measured.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 
 import pandas as pd
 
-from harness import analysis, catalog
+from harness import runs as recorded, catalog
 
 PROFILE_ORDER = ("paper", "quick", "smoke")  # the most faithful recorded profile is reported by default
 
@@ -52,7 +52,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     sweep, _ = catalog.resolve(artifact.sweep_file or artifact.sweep)
     if not artifact.runs:
         return _write(artifact, catalog.report_function(artifact)(None, **artifact.options), [], out)
-    runs = analysis.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
+    runs = recorded.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
         return []

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness import analysis
+from harness import runs as recorded
 
 from .report import Figure, Table, mean_std
 
@@ -312,7 +312,7 @@ def make_figure_5a(runs):
              "Winograd layer): its first 6 output x 6 input channels, each a 4x4 Winograd-domain kernel "
              "Prune(G g Gᵀ), zeros white. From the first seed's saved model (train.save_model)."]
     for ax, (s, sub) in zip(axes[0], shown):
-        kernels = layer2_kernels(analysis.load_model(sub.sort_values("seed")["run_id"].iloc[0], uri))
+        kernels = layer2_kernels(recorded.load_model(sub.sort_values("seed")["run_id"].iloc[0], uri))
         k_out, k_in = kernels.shape[:2]
         grid = np.full((k_out * 5 - 1, k_in * 5 - 1), np.nan)
         for o in range(k_out):

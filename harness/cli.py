@@ -48,7 +48,7 @@ def _profile(args) -> int:
 
 def _list(args) -> int:
     from . import catalog, tracking
-    from .analysis import count_runs
+    from .runs import count_runs
 
     uri = tracking.resolve_uri(args.tracking_uri)
     exists = tracking.check_readable(uri)  # a mistyped store path is not created

@@ -63,7 +63,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     nesterov: bool = False
-    schedule: str = "multistep"  # multistep | cosine | constant (harness.train.SCHEDULES)
+    schedule: str = "multistep"  # multistep | cosine | constant (harness.schedules)
     milestones: Tuple[int, ...] = ()  # multistep: epochs after which lr *= lr_decay
     lr_decay: float = 0.1  # multistep factor
     warmup_epochs: int = 0  # linear warm-up from lr * warmup_start over these epochs
@@ -220,7 +220,7 @@ def validate(cfg: RunConfig) -> None:
     is found when a trial reads it."""
     from .registry import DATASETS, SCHEDULES
     from . import data as _data  # (registers the datasets)
-    from . import train as _train  # noqa: F401  (registers the schedules)
+    from . import schedules as _schedules  # noqa: F401  (registers the schedules)
     from .methods import sampling
 
     d, t, s = cfg.data, cfg.train, cfg.sampler

@@ -41,36 +41,11 @@ from . import data as datasets
 from . import measure, models
 from .config import RunConfig
 from .methods import base as methods_base, sampling
-from .registry import SCHEDULES
+from .schedules import build_scheduler
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the trial stops and is recorded FAILED."""
-
-
-@SCHEDULES.register("multistep")
-def _multistep(optimizer, cfg):
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
-
-
-@SCHEDULES.register("cosine")
-def _cosine(optimizer, cfg):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs - cfg.warmup_epochs)
-
-
-@SCHEDULES.register("constant")
-def _constant(optimizer, cfg):
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-
-
-def build_scheduler(optimizer, cfg):
-    """The epoch-stepped learning-rate schedule, with torch's LinearLR in front for warm-up."""
-    main = SCHEDULES.get(cfg.schedule)(optimizer, cfg)
-    if cfg.warmup_epochs == 0:
-        return main
-    warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start, end_factor=1.0,
-                                             total_iters=cfg.warmup_epochs)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, main], milestones=[cfg.warmup_epochs])
 
 
 def resolve_device(name: str) -> torch.device:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.jiang_crnet import row_label
-from harness import analysis, catalog, models, tracking
+from harness import runs as recorded, catalog, models, tracking
 from harness.measure import profile
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_table_4_1_smoke_logs_the_built_models_counts_beside_the_papers(smoke_all):
     store, out = smoke_all.store, smoke_all.reports
     assert smoke_all.rc["jiang_table_4_1"] == (0, 0)
-    runs = analysis.load_runs("jiang-table-4-1", store)
+    runs = recorded.load_runs("jiang-table-4-1", store)
     (cell,) = catalog.resolve("jiang-table-4-1")[0].cells("smoke")
     assert len(runs) == 1 and set(runs["status"]) == {"FINISHED"}
     run = runs.iloc[0]
@@ -45,12 +45,12 @@ def test_table_4_1_smoke_logs_the_built_models_counts_beside_the_papers(smoke_al
 def test_figure_3_1_smoke_draws_the_saved_resnet56(smoke_all):
     store, out = smoke_all.store, smoke_all.reports
     assert smoke_all.rc["jiang_figure_3_1"] == (0, 0)
-    runs = analysis.load_runs("jiang-figure-3.1", store)
+    runs = recorded.load_runs("jiang-figure-3.1", store)
     assert len(runs) == 1 and set(runs["status"]) == {"FINISHED"}
     run_id = runs["run_id"].iloc[0]
     artifacts = [a.path for a in tracking.client(store).list_artifacts(run_id)]
     assert "model.pt" in artifacts
-    model = analysis.load_model(run_id, store)
+    model = recorded.load_model(run_id, store)
     assert type(model).__name__ == "ResNetCifar" and len(model.layer1) == 9  # ResNet-56: 9 blocks a stage
     notes = (out / "jiang-figure-3.1.md").read_text()
     assert "before BN and ReLU" in notes and "Red frames" in notes and "1 -> 16" in notes

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import analysis, catalog
+from harness import runs as recorded, catalog
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_every_jin_sweep_runs_end_to_end_at_smoke(jin_smoke, sweep_name):
     store, reports = jin_smoke
     sweep = catalog.all_sweeps()[sweep_name]
     cells = sweep.cells("smoke")
-    runs = analysis.load_runs(sweep_name, store)
+    runs = recorded.load_runs(sweep_name, store)
     assert len(runs) == len(cells) and set(runs["status"]) == {"FINISHED"}
     assert sorted(runs["row"]) == sorted(c.row for c in cells)
     assert set(runs["paper"]) == {"jin"} and set(runs["profile"]) == {"smoke"}
@@ -44,7 +44,7 @@ def test_every_jin_sweep_runs_end_to_end_at_smoke(jin_smoke, sweep_name):
 
 def test_sparse_runs_log_two_of_k_squared_macs(jin_smoke):
     store, _ = jin_smoke
-    runs = analysis.load_runs("jin_table_2_2_cifar10", store).set_index("row")
+    runs = recorded.load_runs("jin_table_2_2_cifar10", store).set_index("row")
     dense, sparse = runs.loc["alexnet-dense"], runs.loc["alexnet-sparse"]
     assert sparse["params"] == dense["params"]  # the dense weight is what training stores
     assert sparse["macs"] < 0.5 * dense["macs"]  # 11x11, 5x5 and 3x3 kernels keep 2 weights each

@@ -1,5 +1,5 @@
 """analysis.pareto: the front against a brute-force reference and a hand-derived case; the summary,
-table and figure on runs shaped like harness.analysis.load_runs' output."""
+table and figure on runs shaped like harness.runs.load_runs' output."""
 import itertools
 import math
 

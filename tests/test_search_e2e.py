@@ -12,7 +12,7 @@ import sys
 import pandas as pd
 import pytest
 
-from harness import analysis, cli, tracking
+from harness import runs as recorded, cli, tracking
 
 from . import procs
 from .test_search import BASE, write_search_sweep
@@ -118,7 +118,7 @@ def test_optuna_tpe_and_nsga2_with_seeds_as_an_axis(ray_session, tmp_path):
     assert _run(tmp_path, nsga.path, uri) == 0
     assert cli.main(["report", str(nsga.path), "--tracking-uri", uri, "--out", str(tmp_path / "reports")]) == 0
     table = pd.read_csv(tmp_path / "reports" / "nsga-pareto.csv")
-    frame = analysis.load_runs(str(nsga.path), uri, status="FINISHED")
+    frame = recorded.load_runs(str(nsga.path), uri, status="FINISHED")
     points = {r["row"]: {"val_acc": r["val_acc"], "macs": r["macs"]} for _, r in frame.iterrows()}
     assert len(points) == 4
     expected = _brute_force_front(points, {"val_acc": "max", "macs": "min"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import analysis, catalog, cli, tracking
+from harness import runs as recorded, catalog, cli, tracking
 from harness.errors import ConfigError, DatasetNotFound
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_reproduce_smoke_jiang_table_4_9(ray_session, store, tmp_path, capsys):
     assert rc == 0, out
     sweep, _ = catalog.resolve("jiang-table-4-9")
     cells = sweep.cells("smoke")
-    runs = analysis.load_runs("jiang-table-4-9", store)
+    runs = recorded.load_runs("jiang-table-4-9", store)
     # one run per cell, all finished, none left RUNNING
     assert len(runs) == len(cells) == 6
     assert set(runs["status"]) == {"FINISHED"}
@@ -77,7 +77,7 @@ def test_every_other_sweep_runs_at_smoke(smoke_all, sweep_name):
     papers' own test modules, which check the contents)."""
     sweep = catalog.all_sweeps()[sweep_name]
     assert smoke_all.rc[sweep_name] == (0, 0)
-    runs = analysis.load_runs(sweep_name, smoke_all.store)
+    runs = recorded.load_runs(sweep_name, smoke_all.store)
     if sweep.is_search:  # one run per sample and axis point (an infeasible sample's is FINISHED, untrained)
         plan = sweep.search_plan("smoke")
         expected = plan.spec.num_samples * len(plan.points)
@@ -111,7 +111,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
     assert runs["R1_0.8"].info.status == "FAILED"
     assert "TrainingDiverged" in runs["R1_0.8"].data.tags["failure_reason"]
     # the finished trial's weights come back as a model that reproduces its recorded test accuracy
-    model = analysis.load_model(runs["Re-impl."].info.run_id, store)
+    model = recorded.load_model(runs["Re-impl."].info.run_id, store)
     assert sum(p.numel() for p in model.parameters()) == runs["Re-impl."].data.metrics["params"]
     from harness.data import DeviceLoader, load
     from harness.train import evaluate

@@ -2,5 +2,5 @@
 from . import base, sampling  # noqa: F401  (registers the samplers and the `none` training method)
 from . import compress  # noqa: E402,F401  (Çallı's approximation of a trained model: the `approximate` method)
 from . import node_pruning  # noqa: E402,F401  (Çallı's node pruning in training cycles: experiments)
-from . import pollot  # noqa: E402,F401  (Pöllot et al.: the `flop_budget` method, FLOP budget and batch timing)
+from . import poellot  # noqa: E402,F401  (Pöllot et al.: the `flop_budget` method, FLOP budget and batch timing)
 from . import chain, dbs, pruning  # noqa: E402,F401  (Zheng et al.: `prune`, `dbs`, and `chain` to combine them)

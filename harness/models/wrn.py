@@ -4,7 +4,7 @@ WRN-d-k: a 3x3 conv to 16 channels, three groups of n = (d - 4) / 6 pre-activati
 (BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3) on 16k / 32k / 64k channels, strides 1 / 2 / 2, a 1x1
 conv shortcut where a block changes width or stride, then BN-ReLU, global average pooling and a
 linear layer. WRN-28-10: n = 4, widths 160 / 320 / 640, 36,479,194 parameters with 10 classes (the
-paper's 36.5M; ``tests/test_pollot.py`` derives the count by hand) and 5.25 G MACs at 32x32.
+paper's 36.5M; ``tests/test_poellot.py`` derives the count by hand) and 5.25 G MACs at 32x32.
 Convolutions have no bias (BN follows), as in the authors' code; dropout is off by default
 (the paper's WRN-28-10 results without dropout; set ``dropout: 0.3`` for theirs with it).
 

@@ -315,7 +315,7 @@ def test_data_options_are_checked_and_crop_padding_reaches_the_loader():
 # ---- reports on fabricated runs -------------------------------------------------------------------
 
 def test_accuracy_table_puts_the_difference_to_the_full_network_beside_the_slides():
-    from analysis.pollot import make_accuracy_table
+    from analysis.poellot import make_accuracy_table
 
     runs = pd.DataFrame([
         {"row": "cifar10-full", "seed": 0, "test_acc_at_best_val": 90.0},
@@ -335,7 +335,7 @@ def test_accuracy_table_puts_the_difference_to_the_full_network_beside_the_slide
 
 
 def test_timing_table_relates_every_row_to_the_full_network():
-    from analysis.pollot import make_timing_table
+    from analysis.poellot import make_timing_table
 
     runs = pd.DataFrame([{"row": row, "train_batch_ms": ms, "infer_batch_ms": ms / 4, "timing_batch": 16,
                           "device": "NVIDIA H100", "dataset": "cifar10", "config.model.options.base": "vgg16"}

@@ -3,8 +3,8 @@
 
 The accuracy table (slide 12), the validation-accuracy figure (slide 13) and the timing table
 (slide 13), from the sweeps
-  pollot_accuracy   rows <dataset>-<setting> (α, N, combination) x base (vgg16, mobilenetv2, wrn28_10)
-  pollot_timing     rows a<α>-n<N> x base, each run timing one batch (harness/methods/pollot.py)
+  poellot_accuracy   rows <dataset>-<setting> (α, N, combination) x base (vgg16, mobilenetv2, wrn28_10)
+  poellot_timing     rows a<α>-n<N> x base, each run timing one batch (harness/methods/poellot.py)
 
 Column mapping, slides -> ours:
   accuracy difference  -> mean over seeds of ``test_acc_at_best_val`` (the test accuracy at the epoch
@@ -141,7 +141,7 @@ def make_accuracy_table(runs: pd.DataFrame) -> Table:
     notes = [f"Our cells: mean test accuracy at the best validation epoch minus the full-size network's (α = 1, "
              f"N = 1, same base and dataset), in points, runs on {measured}; ± is the standard error of the "
              "difference when both sides have several seeds. The last row is the full-size network's own accuracy.",
-             "Row labels <dataset>-<setting> of pollot_accuracy.yaml map onto the slides' rows; the slides' "
+             "Row labels <dataset>-<setting> of poellot_accuracy.yaml map onto the slides' rows; the slides' "
              "blank cells are '-'. Oxford-Pet keeps its first 10 breeds (data.classes: 10).",
              "Cost against the full-size network (flop_budget's macs_ratio and params_ratio, at the runs' input "
              "size): " + (ratio_text or "not recorded") + ". The slides' α² per network: 0.5 (√0.5), 0.25 "
@@ -156,10 +156,10 @@ def make_validation_figure(runs: pd.DataFrame) -> Figure:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.analysis import load_history
+    from harness.runs import load_history
 
     profile = runs["profile"].iloc[0]
-    history = load_history("pollot_accuracy", runs.attrs.get("tracking_uri"), profile=profile, metrics=("val_acc",))
+    history = load_history("poellot_accuracy", runs.attrs.get("tracking_uri"), profile=profile, metrics=("val_acc",))
     history = history[history["run_id"].isin(set(runs["run_id"]))]
     runs = runs.copy()
     runs["dataset_label"] = runs["row"].map(lambda r: _split_label(r)[0])
@@ -235,7 +235,7 @@ def make_timing_table(runs: pd.DataFrame) -> Table:
     notes = [f"Paper: {PAPER_DEVICE}; batch size not given. Ours: the device in the last column, one batch of the "
              "run's images (224x224 at the paper profile; the smoke profile times tiny digits models, "
              f"runs on {', '.join(inputs) or '?'}), float32, median of timing_repeats after timing_warmup untimed "
-             "passes, device synchronized (harness/methods/pollot.py). 'x full': relative to the same network's "
+             "passes, device synchronized (harness/methods/poellot.py). 'x full': relative to the same network's "
              "α = 1, N = 1 row, the comparison that carries across devices.",
              "Ensemble members run one after another in one process, as a plain PyTorch ensemble does."]
     return Table(frame, notes)
