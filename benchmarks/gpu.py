@@ -52,7 +52,7 @@ def time_setting(base: dict, steps: int, batch: int, channels_last: bool, autoca
         trainer.model = torch.compile(trainer.model)
     epochs = []
     before = loadavg()
-    trainer.run(lambda epoch, metrics, _t: epochs.append(metrics))
+    trainer.run(lambda epoch, metrics: epochs.append(metrics))
     timed = epochs[-1]
     return {"channels_last": channels_last, "autocast_bf16": trainer.autocast, "compile": compile_model,
             "steps": timed["batches"], "epoch_time_s_measured": round(timed["epoch_time_s"], 3),

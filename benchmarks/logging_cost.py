@@ -1,6 +1,6 @@
 """Logging cost: the MLflow writes of one trial as a share of the trial's wall time.
 
-The trial is the one ``harness run`` runs inside a Ray worker (harness.sweep._trial), done here in
+The trial is the one ``harness run`` runs inside a Ray worker (harness.trial._trial), done here in
 this process without Ray so that every MLflow call can be timed: harness.tracking.TrialRun creates
 the run (tags, the whole config as params, config.yaml, environment tags), ``log_epoch`` writes
 each epoch's metrics in one ``log_batch``, ``log_final`` the end-of-trial numbers and ``finish``
@@ -61,14 +61,15 @@ def main(argv=None) -> dict:
         mlflow_s["create_run_s"] = time.perf_counter() - start
         trainer = Trainer(cfg)
 
-        def on_epoch(epoch, metrics, _trainer):
+        def on_epoch(epoch, metrics):
             t = time.perf_counter()
             run.log_epoch(epoch, metrics)
             mlflow_s["log_epoch_s"].append(time.perf_counter() - t)
 
-        results = trainer.run(on_epoch)
+        result = trainer.run(on_epoch)
+        results = {**result.metrics, **result.final}
         t = time.perf_counter()
-        run.log_final(results, keys=trainer.final_keys)
+        run.log_final(results, keys=result.final)
         mlflow_s["log_final_s"] = time.perf_counter() - t
         t = time.perf_counter()
         run.finish("FINISHED")

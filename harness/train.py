@@ -17,23 +17,24 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
                           exact on CPU; on a GPU the loader's kernels run asynchronously and their
                           cost shows up in compute_time_s)
   compute_time_s          epoch_time_s - data_time_s: forward, backward, optimizer step
-A training method (``method:``, harness.methods.base) adds its own metrics to each epoch and the end.
-Two optional model hooks: ``forward_train(x, y) -> (logits, loss)`` replaces cross-entropy on the
-logits (ensembles train each member on its own loss), and ``fit_on_validation(val_loader) -> dict``
-runs after each epoch's training, before evaluation (a stack fits its member weights on the
-validation split, so its val_acc is measured on the data it was fitted on; test_acc is not).
-At the end: params, macs, flops (= 2 x macs) of the model at the dataset's input size.
-Nothing here prints or talks to MLflow: the caller passes ``on_epoch``.
+A training method (``method:``, harness.methods.base) adds its own metrics to each epoch and the end;
+its hooks see a MethodContext, not the Trainer. A model may declare (harness.models.base) its own
+training loss (OwnLoss: ensembles train each member on its own loss) and weights fitted on the
+validation split after each epoch's training, before evaluation (FitsOnValidation: a stack's member
+weights, so its val_acc is measured on the data it was fitted on; test_acc is not).
+At the end (``Result.final``, harness.runner): params, macs, flops (= 2 x macs), nonzero_params,
+binary_adds of the model at the dataset's input size, the epoch selected on validation, the
+sampler's predicted time ratio and the method's finish().
+``build_runner(cfg)`` returns the Trainer, or an experiment's own runner; both are harness.runner.Runner.
+Nothing here prints or talks to MLflow: the caller passes ``on_epoch(epoch, metrics)``.
 """
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import asdict, dataclass
+from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,25 +42,14 @@ from . import data as datasets
 from . import measure, models
 from .config import RunConfig
 from .methods import base as methods_base, sampling
+from .methods.base import BatchControl, MethodContext, TrainMethod
+from .models.base import FitsOnValidation, OwnLoss
+from .runner import COUNT_KEYS, SELECTION_KEYS, OnEpoch, Result, Runner, prepare
 from .schedules import build_scheduler
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the trial stops and is recorded FAILED."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but no CUDA device is visible to this trial")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _sync(device: torch.device) -> None:
@@ -98,15 +88,15 @@ class EpochState:
 
 
 class Trainer:
-    """Builds data, model, optimizer and schedule for a RunConfig; ``run`` trains it."""
+    """Builds data, model, optimizer and schedule for a RunConfig; ``run`` trains it (a harness.runner.Runner).
 
-    def __init__(self, cfg: RunConfig, threads: Optional[int] = None):
+    ``method`` is the trial's training method, built once by ``build_runner``; without it the
+    Trainer builds the one ``cfg.method`` names."""
+
+    def __init__(self, cfg: RunConfig, threads: Optional[int] = None, method: Optional[TrainMethod] = None):
         self.cfg = cfg
         t, d = cfg.train, cfg.data
-        self.device = resolve_device(t.device)
-        if self.device.type == "cpu" and (t.threads or threads):
-            torch.set_num_threads(t.threads or threads)
-        seed_everything(t.seed)
+        self.device = prepare(cfg, threads)
         val_size = int(d.val_size) if d.val_size >= 1 else d.val_size
         self.splits = datasets.load(d.dataset, data_root=d.data_root, download=d.download, val_size=val_size,
                                     split_seed=d.split_seed, image_size=d.image_size,
@@ -116,7 +106,7 @@ class Trainer:
         self.build_kwargs = dict(num_classes=info.num_classes, in_channels=info.channels,
                                  image_size=info.image_size[0], **cfg.model.options)
         self.model = models.build(cfg.model.name, **self.build_kwargs)
-        self.counts = measure.profile(self.model, self.input_shape)
+        self.profile = measure.profile(self.model, self.input_shape)
         memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=memory_format)
         self.autocast = t.autocast and self.device.type == "cuda"
@@ -133,8 +123,14 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t)
         self.ratios = sampling.schedule_from_config(cfg.sampler, t.epochs)
         self.state = EpochState()
-        self.method = methods_base.build_method(cfg.method.name, cfg.method.options)
-        self.method.setup(self)
+        self.method = method if method is not None else methods_base.build_method(cfg.method.name,
+                                                                                   cfg.method.options)
+        self.context = MethodContext(cfg=cfg, model=self.model, optimizer=self.optimizer,
+                                     batches=BatchControl(self.train_loader), counts=self.profile,
+                                     device=self.device, input_shape=self.input_shape,
+                                     num_classes=info.num_classes, ratios=self.ratios,
+                                     val_loader=self.val_loader, test_loader=self.test_loader)
+        self.method.setup(self.context)
 
     # -- checkpoints: model, optimizer, schedule, progress and RNG (the data order derives from
     #    (seed, epoch) inside the loader, so it needs no state of its own)
@@ -157,7 +153,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(sd["cuda_rng"])
 
     def train_epoch(self, epoch: int) -> dict:
-        extra = self.method.before_epoch(self, epoch) or {}
+        extra = self.method.before_epoch(self.context, epoch) or {}
         ratio = self.ratios[epoch - 1]
         n_batches = sampling.batches_per_epoch(ratio, len(self.train_loader))
         lr = self.optimizer.param_groups[0]["lr"]
@@ -170,7 +166,7 @@ class Trainer:
         _sync(self.device)
         start = time.perf_counter()
         batches = self.train_loader.epoch(epoch, num_batches=n_batches)
-        forward_train = getattr(self.model, "forward_train", None)  # a model with its own loss (ensembles)
+        own_loss = isinstance(self.model, OwnLoss)  # a model with its own loss (ensembles)
         while True:
             fetch = time.perf_counter()
             try:
@@ -179,11 +175,11 @@ class Trainer:
                 break
             data_time_s += time.perf_counter() - fetch
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                if forward_train is None:
+                if own_loss:
+                    logits, loss = self.model.forward_train(x, y)
+                else:
                     logits = self.model(x)
                     loss = F.cross_entropy(logits, y)
-                else:
-                    logits, loss = forward_train(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -209,15 +205,14 @@ class Trainer:
                 "sampling_ratio": ratio, "batches": n_batches,
                 "data_time_s": data_time_s, "compute_time_s": epoch_time_s - data_time_s, **extra}
 
-    def run(self, on_epoch: Callable[[int, dict, "Trainer"], None] | None = None) -> dict:
-        """Train the remaining epochs; ``on_epoch(epoch, metrics, trainer)`` after each."""
+    def run(self, on_epoch: Optional[OnEpoch] = None) -> Result:
+        """Train the remaining epochs; ``on_epoch(epoch, metrics)`` after each."""
         metrics: dict = {}
         for epoch in range(self.state.epoch + 1, self.cfg.train.epochs + 1):
             metrics = self.train_epoch(epoch)
             start = time.perf_counter()
-            fit = getattr(self.model, "fit_on_validation", None)  # a stack fits its weights on val (Zheng's SC-CNN)
-            if fit is not None:
-                metrics.update(fit(self.val_loader) or {})
+            if isinstance(self.model, FitsOnValidation):  # a stack fits its weights on val (Zheng's SC-CNN)
+                metrics.update(self.model.fit_on_validation(self.val_loader) or {})
             metrics["val_acc"], _ = evaluate(self.model, self.val_loader, self.device, self.autocast)
             metrics["test_acc"], metrics["test_acc5"] = evaluate(self.model, self.test_loader, self.device,
                                                                  self.autocast)
@@ -225,37 +220,38 @@ class Trainer:
             if not math.isnan(metrics["val_acc"]) and metrics["val_acc"] > self.state.best_val_acc:
                 self.state.best_val_acc, self.state.best_epoch = metrics["val_acc"], epoch
                 self.state.test_acc_at_best_val = metrics["test_acc"]
-            metrics.update(self.method.after_epoch(self, epoch, metrics) or {})
+            metrics.update(self.method.after_epoch(self.context, epoch, metrics) or {})
             if on_epoch is not None:
-                on_epoch(epoch, metrics, self)
-        best = {}
-        if self.state.best_epoch:
-            best = {k: getattr(self.state, k) for k in ("best_val_acc", "test_acc_at_best_val", "best_epoch")}
-        final = {**best, **self.counts_summary(), **(self.method.finish(self) or {}),
+                on_epoch(epoch, metrics)
+        progress = asdict(self.state)
+        best = {k: progress[k] for k in SELECTION_KEYS} if self.state.best_epoch else {}
+        final = {**best, **self.counts(), **(self.method.finish(self.context) or {}),
                  "predicted_time_ratio": sampling.time_ratio(self.ratios)}
-        self.final_keys = list(final)  # what the run has once, at its end (MLflow step 0), not per epoch
-        return {**metrics, **final}
+        return Result(metrics=metrics, final=final)
 
     def saved_model(self) -> dict:
         """What ``model.pt`` holds: enough to rebuild the trained model without the dataset."""
         return {"name": self.cfg.model.name, "build_kwargs": self.build_kwargs,
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
-    def counts_summary(self) -> dict:
-        return {k: self.counts[k] for k in ("params", "macs", "flops", "nonzero_params", "binary_adds")}
+    def counts(self) -> dict:
+        return {k: self.profile[k] for k in COUNT_KEYS}
 
 
-def build_trainer(cfg: RunConfig, threads: Optional[int] = None):
+def build_runner(cfg: RunConfig, threads: Optional[int] = None) -> Runner:
     """The Trainer for ``cfg``, or, when ``method.name`` is an experiment (harness.methods.base.Experiment),
-    that experiment's own runner with the same interface."""
+    that experiment's own runner. The method is built here, once per trial, and handed on.
+
+    It lives here rather than in harness.runner, which the runners import: harness stays free of
+    import cycles."""
     method = methods_base.build_method(cfg.method.name, cfg.method.options)
     if isinstance(method, methods_base.Experiment):
         return method.runner(cfg, threads=threads)
-    return Trainer(cfg, threads=threads)
+    return Trainer(cfg, threads=threads, method=method)
 
 
-def train(cfg: RunConfig | dict, on_epoch=None, threads: Optional[int] = None) -> dict:
-    """Train one trial (or run one experiment) and return its final metrics and model counts."""
+def train(cfg: RunConfig | dict, on_epoch: Optional[OnEpoch] = None, threads: Optional[int] = None) -> dict:
+    """Train one trial (or run one experiment); its last epoch's metrics and its final numbers in one dict."""
     if isinstance(cfg, dict):
         cfg = RunConfig.from_dict(cfg)
-    return build_trainer(cfg, threads=threads).run(on_epoch)
+    return build_runner(cfg, threads=threads).run(on_epoch).merged()

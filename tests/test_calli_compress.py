@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from harness import measure
+from harness.checks import checked
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.methods import compress
@@ -72,9 +73,9 @@ def test_prune_connections_and_rounding():
 
 def test_approximate_method_options_are_checked():
     with pytest.raises(ConfigError, match="method.options.error_threshold"):
-        RunConfig.from_dict({"method": {"name": "approximate", "options": {"error_threshold": 0}}})
+        checked({"method": {"name": "approximate", "options": {"error_threshold": 0}}})
     with pytest.raises(ConfigError, match="method.options.prune_threshold"):
-        RunConfig.from_dict({"method": {"name": "approximate", "options": {"prune_threshold": -1}}})
+        checked({"method": {"name": "approximate", "options": {"prune_threshold": -1}}})
 
 
 def test_int8_accuracy_within_tolerance_on_digits():
@@ -86,7 +87,7 @@ def test_int8_accuracy_within_tolerance_on_digits():
                                                       "error_threshold": 0.001, "calibration_batches": 4,
                                                       "latency_batch": 8}},
         "train": {"epochs": 3, "batch_size": 64, "lr": 0.05, "threads": 1, "device": "cpu"}})
-    results = Trainer(cfg).run()
+    results = Trainer(cfg).run().merged()
     assert results["fp32_test_acc"] == pytest.approx(results["test_acc"], abs=0.5)  # same model, CPU fp32
     assert results["fp32_test_acc"] > 90
     assert abs(results["int8_test_acc"] - results["fp32_test_acc"]) <= 2.0

@@ -4,15 +4,18 @@ import torch
 from torch import nn
 
 from harness import measure
+from harness.checks import checked
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.layers import surgery
 from harness.methods import node_pruning as npr
-from harness.train import Trainer, build_trainer
+from harness.models import calli_rules
+from harness.train import Trainer, build_runner
 
 
-def hand_built_mlp() -> npr.Chain:
+def hand_built_mlp() -> surgery.Chain:
     """2 -> 4 -> 3 -> 1 with ReLUs; hidden nodes 1 and 3 of layer 1 and node 0 of layer 2 never fire on x >= 0."""
-    chain = npr.Chain([nn.Sequential(nn.Linear(2, 4), nn.ReLU()), nn.Sequential(nn.Linear(4, 3), nn.ReLU()),
+    chain = surgery.Chain([nn.Sequential(nn.Linear(2, 4), nn.ReLU()), nn.Sequential(nn.Linear(4, 3), nn.ReLU()),
                        nn.Sequential(nn.Linear(3, 1))])
     torch.manual_seed(0)
     with torch.no_grad():
@@ -33,7 +36,7 @@ def test_pruning_dead_nodes_keeps_the_function_and_drops_params_by_hand():
     assert (counts[0][[0, 2]] > 0).all() and (counts[1][[1, 2]] > 0).all()
     keep = {i: npr.select(c, "zero") for i, c in enumerate(counts)}
     assert keep[0].tolist() == [0, 2] and keep[1].tolist() == [1, 2]
-    pruned = npr.prune_nodes(chain, keep)
+    pruned = surgery.prune_nodes(chain, keep)
     assert pruned.widths() == [2, 2]
     torch.testing.assert_close(pruned(x), chain(x))
     # before: (2*4+4) + (4*3+3) + (3+1) = 31; after: (2*2+2) + (2*2+2) + (2+1) = 15
@@ -59,7 +62,7 @@ def test_pruning_conv_and_deconv_channels_keeps_the_output():
     stats = npr.node_statistics(chain, x, "variance")
     keep = {i: npr.select(v, "zero") for i, v in enumerate(stats)}
     assert [k.tolist() for k in keep.values()] == [[0, 2, 3, 5], [0, 1, 3, 4], [1, 2, 3]]
-    pruned = npr.prune_nodes(chain, keep).eval()
+    pruned = surgery.prune_nodes(chain, keep).eval()
     torch.testing.assert_close(pruned(x), chain(x))
     before, after = measure.profile(chain, (1, 12, 12)), measure.profile(pruned, (1, 12, 12))
     # conv 3x3 s2 1->c1 at 6x6, conv 3x3 s2 c1->c2 at 3x3, deconv c2->c3 at 6x6 input-driven, deconv c3->1
@@ -83,10 +86,12 @@ def test_summation_experiment_runs_cycles_until_nothing_is_pruned():
                    "options": {"hidden": 50, "samples": 2000, "test_samples": 500, "criterion": "count",
                                "bound": "zero", "stats_samples": 500}},
         "train": {"epochs": 6, "batch_size": 100, "lr": 0.01, "momentum": 0.9, "threads": 1, "device": "cpu"}})
-    runner = build_trainer(cfg)
-    assert runner.counts_summary() == {"params": 2 * 50 + 50 + 50 + 1, "macs": 2 * 50 + 50, "flops": 300}
+    runner = build_runner(cfg)
+    assert runner.counts() == {"params": 2 * 50 + 50 + 50 + 1, "macs": 2 * 50 + 50, "flops": 300}
     seen = []
-    results = runner.run(lambda step, metrics, _: seen.append((step, metrics)))
+    result = runner.run(lambda step, metrics: seen.append((step, metrics)))
+    assert result.final == runner.counts()
+    results = result.merged()
     assert [s for s, _ in seen] == list(range(1, len(seen) + 1))
     widths = [m["nodes_1"] for _, m in seen]
     assert all(a >= b for a, b in zip([50] + widths, widths))  # nodes only go
@@ -95,7 +100,7 @@ def test_summation_experiment_runs_cycles_until_nothing_is_pruned():
     assert results["converged"] == 1.0 or len(seen) == 6  # stopped because a cycle pruned nothing, or at the cap
     assert seen[-1][1]["pruned"] == 0 or len(seen) == 6
     state = runner.state_dict()  # a checkpoint restores the pruned widths
-    again = build_trainer(cfg)
+    again = build_runner(cfg)
     again.load_state_dict(state)
     assert again.chain.widths() == runner.chain.widths() and again.cycle == runner.cycle
 
@@ -107,16 +112,16 @@ def test_autoencoder_experiment_on_digits():
                    "options": {"widths": [8, 16, 8], "bound": "outlier", "regularization": "l2", "reg_lambda": 0.01,
                                "stats_samples": 128}},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.01, "threads": 1, "device": "cpu"}})
-    results = build_trainer(cfg).run()
+    results = build_runner(cfg).run().merged()
     assert 1 <= results["nodes_1"] <= 8 and 1 <= results["nodes_2"] <= 16 and 1 <= results["nodes_3"] <= 8
     assert results["test_rmse"] > 0 and results["cycles"] in (1, 2)
 
 
 def test_experiment_options_and_misuse_are_config_errors():
     with pytest.raises(ConfigError, match="method.options.criterion"):
-        RunConfig.from_dict({"method": {"name": "node_pruning_summation", "options": {"criterion": "gradient"}}})
+        checked({"method": {"name": "node_pruning_summation", "options": {"criterion": "gradient"}}})
     with pytest.raises(ConfigError, match="method.options.widths"):
-        RunConfig.from_dict({"method": {"name": "node_pruning_autoencoder", "options": {"widths": [4, 0, 4]}}})
+        checked({"method": {"name": "node_pruning_autoencoder", "options": {"widths": [4, 0, 4]}}})
     cfg = RunConfig.from_dict({"data": {"dataset": "digits"}, "method": {"name": "node_pruning_summation"},
                                "model": {"name": "digits_cnn"}, "train": {"threads": 1, "device": "cpu"}})
     with pytest.raises(ConfigError, match="method.name"):
@@ -145,10 +150,10 @@ def test_separable_residual_rules_keep_the_function_on_the_kept_nodes():
             bn.weight[2], bn.bias[2] = 0.0, 0.0
     model.eval()
     x = torch.randn(16, 1, 8, 8)
-    stream, inner = npr.separable_residual_keep(model, x, "variance", "zero")
+    stream, inner = calli_rules.separable_residual_keep(model, x, "variance", "zero")
     assert [s.tolist() for s in stream] == [[0, 2, 3], list(range(8)), list(range(16))]
     assert inner[0].tolist() == [0, 1, 3] and [len(i) for i in inner[1:]] == [4, 8, 8, 16, 16]
-    pruned = npr.prune_separable_residual(model, stream, inner).eval()
+    pruned = calli_rules.prune_separable_residual(model, stream, inner).eval()
     torch.testing.assert_close(pruned(x), model(x), atol=1e-5, rtol=1e-5)
     depthwise = pruned.stages[0][0].sep1[0]
     assert depthwise.groups == depthwise.in_channels == depthwise.out_channels == 3  # follows its input

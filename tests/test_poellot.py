@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import cli, models
+from harness.checks import checked
 from harness.config import RunConfig
 from harness.data import load
 from harness.errors import ConfigError
@@ -243,11 +244,11 @@ def test_flop_budget_logs_the_full_size_networks_budget():
     t = trainer(model={"name": "ensemble", "options": {"base": "digits_cnn", "width": 0.5, "members": 2}},
                 method={"name": "flop_budget", "options": {"budget_epochs": 4}})
     reference = profile(models.build("digits_cnn", num_classes=10, in_channels=1, image_size=8), (1, 8, 8))
-    result = t.run()
+    result = t.run().merged()
     assert result["reference_macs"] == reference["macs"] and result["reference_params"] == reference["params"]
-    assert result["macs_ratio"] == pytest.approx(t.counts["macs"] / reference["macs"])
-    assert result["budget_used"] == pytest.approx(t.counts["macs"] / reference["macs"] * 2 / 4)
-    assert result["train_macs"] == 3 * t.counts["macs"] * 2 * 64
+    assert result["macs_ratio"] == pytest.approx(t.counts()["macs"] / reference["macs"])
+    assert result["budget_used"] == pytest.approx(t.counts()["macs"] / reference["macs"] * 2 / 4)
+    assert result["train_macs"] == 3 * t.counts()["macs"] * 2 * 64
 
 
 def test_flop_budget_refuses_a_run_that_would_exceed_it_and_times_a_batch():
@@ -259,14 +260,14 @@ def test_flop_budget_refuses_a_run_that_would_exceed_it_and_times_a_batch():
                 method={"name": "flop_budget", "options": {"timing_batch": 4, "timing_repeats": 2, "timing_warmup": 1}},
                 train={"epochs": 1})
     weights = {k: v.clone() for k, v in t.model.state_dict().items()}
-    result = t.run()
+    result = t.run().merged()
     trained = {k: v.clone() for k, v in t.model.state_dict().items()}
     assert result["train_batch_ms"] > 0 and result["infer_batch_ms"] > 0 and result["timing_batch"] == 4
     assert any(not torch.equal(weights[k], trained[k]) for k in weights)  # it trained ...
-    t.method._time(t)
+    t.method._time(t.context)
     assert all(torch.equal(trained[k], v) for k, v in t.model.state_dict().items())  # ... timing leaves it be
     with pytest.raises(ConfigError, match="method.options.timing_batch"):
-        RunConfig.from_dict({"method": {"name": "flop_budget", "options": {"timing_batch": -1}}})
+        checked({"method": {"name": "flop_budget", "options": {"timing_batch": -1}}})
 
 
 # ---- data.classes, data.crop_padding -------------------------------------------------------------

@@ -20,7 +20,7 @@ def _cfg(**over):
 
 def test_epoch_metrics_and_counts():
     seen = []
-    results = train(_cfg(), on_epoch=lambda e, m, t: seen.append((e, m)))
+    results = train(_cfg(), on_epoch=lambda e, m: seen.append((e, m)))
     assert [e for e, _ in seen] == [1, 2, 3]
     keys = {"train_loss", "train_acc", "val_acc", "test_acc", "test_acc5", "epoch_time_s", "images_per_s",
             "samples_seen", "lr", "batch_size", "train_time_s", "sampling_ratio", "batches"}
@@ -49,7 +49,7 @@ def test_same_seed_same_result_other_seed_differs():
 
 def test_flat_sampler_trains_floor_alpha_m_batches():
     seen = []
-    train(_cfg(sampler={"name": "flat", "alpha": [0.618]}), on_epoch=lambda e, m, t: seen.append(m))
+    train(_cfg(sampler={"name": "flat", "alpha": [0.618]}), on_epoch=lambda e, m: seen.append(m))
     # M = ceil(200/32) = 7; floor(0.618 * 7) = 4 full batches of 32 each epoch
     assert [m["batches"] for m in seen] == [4, 4, 4]
     assert seen[-1]["samples_seen"] == 3 * 4 * 32
@@ -60,7 +60,7 @@ def test_three_stage_ratios_reach_the_loop():
     seen = []
     cfg = _cfg(train={"epochs": 7, "milestones": []},
                sampler={"name": "three_stage", "alpha": [1.0, 1.0, 0.5], "gamma": ["1/7", "5/7", "1/7"], "se": 0.5})
-    res = train(cfg, on_epoch=lambda e, m, t: seen.append(m))
+    res = train(cfg, on_epoch=lambda e, m: seen.append(m))
     assert [m["sampling_ratio"] for m in seen] == [1.0, 0.5, 0.5, 0.5, 0.5, 1.0, 0.5]
     assert [m["batches"] for m in seen] == [7, 3, 3, 3, 3, 7, 3]
     assert res["predicted_time_ratio"] == pytest.approx(sum([1.0, 0.5, 0.5, 0.5, 0.5, 1.0, 0.5]) / 7)
@@ -99,8 +99,8 @@ def test_checkpoint_state_resumes_identically():
     resumed.load_state_dict(state)
     assert resumed.state.epoch == 1
     res = resumed.run()
-    assert res["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
-    assert res["samples_seen"] == full["samples_seen"]
+    assert res.metrics["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
+    assert res.metrics["samples_seen"] == full["samples_seen"]
 
 
 # -- the training-method hook (harness.methods.base) --------------------------------------------
@@ -118,18 +118,18 @@ class _DoubleBatch(TrainMethod):
             raise ConfigError("method.options.factor", factor, "an integer >= 1")
         self.factor, self.calls = factor, 0
 
-    def before_epoch(self, trainer, epoch):
+    def before_epoch(self, ctx, epoch):
         if epoch > 1:
-            trainer.train_loader.batch_size *= self.factor
-        for group in trainer.optimizer.param_groups:
+            ctx.batches.batch_size *= self.factor
+        for group in ctx.optimizer.param_groups:
             group["momentum"] = 0.5
         return {"hook_epoch": epoch}
 
-    def after_epoch(self, trainer, epoch, metrics):
+    def after_epoch(self, ctx, epoch, metrics):
         self.calls += 1
         return {"hook_saw_val": metrics["val_acc"]}
 
-    def finish(self, trainer):
+    def finish(self, ctx):
         return {"hook_calls": self.calls}
 
     def state_dict(self):
@@ -141,7 +141,7 @@ class _DoubleBatch(TrainMethod):
 
 def test_a_training_method_sets_batch_size_and_momentum_and_its_metrics_are_logged():
     seen = []
-    results = train(_cfg(method={"name": "test_double_batch"}), on_epoch=lambda e, m, t: seen.append(m))
+    results = train(_cfg(method={"name": "test_double_batch"}), on_epoch=lambda e, m: seen.append(m))
     # batch 32, 64, 128 over 200 images: ceil gives 7, 4 and 2 batches
     assert [m["batch_size"] for m in seen] == [32, 64, 128]
     assert [m["batches"] for m in seen] == [7, 4, 2]
@@ -157,7 +157,7 @@ def test_a_training_method_resumes_from_a_checkpoint_with_its_state_and_batch_si
     first = Trainer(cfg)
     seen = []
 
-    def stop_after_two(epoch, metrics, trainer):
+    def stop_after_two(epoch, metrics):
         if epoch == 2:
             raise KeyboardInterrupt  # a trial killed after its epoch-2 checkpoint
 
@@ -165,16 +165,18 @@ def test_a_training_method_resumes_from_a_checkpoint_with_its_state_and_batch_si
         first.run(on_epoch=stop_after_two)
     resumed = Trainer(cfg)
     resumed.load_state_dict(first.state_dict())
-    results = resumed.run(on_epoch=lambda e, m, t: seen.append(m))
+    results = resumed.run(on_epoch=lambda e, m: seen.append(m)).merged()
     assert [m["batch_size"] for m in seen] == [128]
     assert results["hook_calls"] == 3
     assert results["train_loss"] == straight["train_loss"]
 
 
 def test_bad_method_name_and_option_fail_before_training():
+    from harness.checks import check_config
+
     with pytest.raises(ConfigError, match="method.name.*one of.*none"):
-        _cfg(method={"name": "no_such_method"})
+        check_config(_cfg(method={"name": "no_such_method"}))
     with pytest.raises(ConfigError, match="method.options.speed.*factor"):
-        _cfg(method={"name": "test_double_batch", "options": {"speed": 3}})
+        check_config(_cfg(method={"name": "test_double_batch", "options": {"speed": 3}}))
     with pytest.raises(ConfigError, match="method.options.factor"):
-        _cfg(method={"name": "test_double_batch", "options": {"factor": 0}})
+        check_config(_cfg(method={"name": "test_double_batch", "options": {"factor": 0}}))

@@ -75,9 +75,9 @@ def test_prune_schedule_and_targets():
     method.plan = [3, 4, 5, 6]
     assert method.target_at(2) == 0 and method.target_at(6) == pytest.approx(0.5)
     assert method.target_at(4) == pytest.approx(1 - 0.5 ** 0.5)  # 2 of 4 geometric steps
-    for bad in (1.0, -0.1, "half", True):
+    for bad in (1.0, -0.1, "half", True):  # the type from Prune's annotation, the range from Prune
         with pytest.raises(ConfigError, match="method.options.sparsity"):
-            pruning.Prune(sparsity=bad)
+            methods_base.build_method("prune", {"sparsity": bad})
     with pytest.raises(ConfigError, match="method.options.end"):
         pruning.Prune(start=0.6, end=0.4)
 
@@ -122,24 +122,24 @@ def test_momentum_curve_follows_the_ode():
         dbs.momentum_curve(0.1, k=0)
 
 
-def _stub_trainer(epochs=20, batch=128, n_train=20000, momentum=0.9):
+def _stub_context(epochs=20, batch=128, n_train=20000, momentum=0.9):
     optimizer = SimpleNamespace(param_groups=[{"lr": 0.02, "momentum": momentum}])
     return SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(epochs=epochs, batch_size=batch, momentum=momentum)),
-                           optimizer=optimizer, train_loader=SimpleNamespace(num_samples=n_train, batch_size=batch))
+                           optimizer=optimizer, batches=SimpleNamespace(num_samples=n_train, batch_size=batch))
 
 
 def test_dbs_schedule_follows_algorithm_1():
-    trainer = _stub_trainer()
+    ctx = _stub_context()
     method = dbs.DynamicBatchSize(double_every=1)
-    method.setup(trainer)
+    method.setup(ctx)
     vals = [50, 60, 70, 75, 74, 80, 80, 80, 80, 80, 80, 81]
     log = []
     for epoch, val in enumerate(vals, 1):
-        extra = method.before_epoch(trainer, epoch)
-        group = trainer.optimizer.param_groups[0]
-        log.append((round(group["lr"], 6), round(group["momentum"], 4), trainer.train_loader.batch_size,
+        extra = method.before_epoch(ctx, epoch)
+        group = ctx.optimizer.param_groups[0]
+        log.append((round(group["lr"], 6), round(group["momentum"], 4), ctx.batches.batch_size,
                     extra["dbs_phase"]))
-        method.after_epoch(trainer, epoch, {"val_acc": val})
+        method.after_epoch(ctx, epoch, {"val_acc": val})
     peak = 1 - 0.1 * math.exp(-0.125 / 1.6)
     line3 = 0.04 * 0.1 / (0.02 * (1 - peak)) * 128  # 276.8 -> Round 277 -> Stepwise 256
     assert log[:6] == [(0.01, 0.9, 128, 0), (0.015, 0.9, 128, 0),  # warm-up 0.01 -> 0.02 over 10 % of 20 epochs
@@ -156,7 +156,7 @@ def test_dbs_schedule_follows_algorithm_1():
 def test_dbs_batch_limits_are_checked_before_training():
     method = dbs.DynamicBatchSize()
     with pytest.raises(ConfigError, match="N/10"):
-        method.setup(_stub_trainer(batch=128, n_train=1000))  # B0 = 128 > N/10 = 100
+        method.setup(_stub_context(batch=128, n_train=1000))  # B0 = 128 > N/10 = 100
 
 
 def test_chain_names_the_inner_option():
@@ -206,7 +206,7 @@ def test_pruned_winograd_stack_with_dbs_trains():
            "method": {"name": "chain", "options": {"prune": {"sparsity": 0.6, "steps": 2}, "dbs": {"double_every": 1, "warmup": 0.25}}},
            "train": {"epochs": 4, "batch_size": 32, "schedule": "constant", "threads": 1}}
     epochs = []
-    result = train.train(cfg, on_epoch=lambda e, m, t: epochs.append(m))
+    result = train.train(cfg, on_epoch=lambda e, m: epochs.append(m))
     assert [round(m["sparsity"], 2) for m in epochs] == [0.0, 0.37, 0.6, 0.6]  # steps at epochs 2 and 3 of 4
     assert result["sparsity"] == pytest.approx(0.6, abs=0.01)
     assert result["theoretical_speedup"] == pytest.approx(result["macs"] / result["macs_nonzero"])
@@ -231,14 +231,14 @@ def test_tables_put_ours_beside_the_paper():
                   "c_cnn-s30": {"train_time_s": 16.0, "macs": 1000, "macs_nonzero": 700, "sparsity": 0.3, "test_acc": 81.0},
                   "swr_cnn_dbs-s30": {"train_time_s": 40.0, "macs": 2000, "macs_nonzero": 1400, "sparsity": 0.3,
                                       "test_acc": 85.0}})
-    table = zheng.make_table_1(runs).frame.set_index(["Sparsity", "Model"])
+    table = zheng.make_sparsity_table(runs, "alexnet_fmnist").frame.set_index(["Sparsity", "Model"])
     row = table.loc[("30%", "C-CNN")]
     assert (row["Time s (paper)"], row["Speed (paper)"]) == ("12.00", "1.42")
     assert row["Time s (ours)"] == "8.00 (n=1)" and row["Speed (ours)"] == "1.25"
     assert row["Theoretical speed-up (ours)"] == "1.43"  # 1000 / 700
     assert table.loc[("30%", "SWR-CNN + DBS"), "Speed (ours)"] == "0.50"
     assert table.loc[("Overall", "C-CNN"), "Time s (paper)"] == "11.42"
-    batch = zheng.make_table_2(runs).frame.set_index(["Batch size", "Model"])
+    batch = zheng.make_batch_table(runs, "alexnet_fmnist").frame.set_index(["Batch size", "Model"])
     assert batch.loc[(128, "C-CNN"), "Row (ours)"] == "c_cnn-s30" and batch.loc[(128, "C-CNN"), "Speed (ours)"] == "1.25"
     assert batch.loc[("DBS", "SWR-CNN + DBS"), "Row (ours)"] == "swr_cnn_dbs-s30"
     assert batch.loc[("DBS", "SWR-CNN + DBS"), "Time s (paper)"] == "11.00"
@@ -297,7 +297,7 @@ def test_sweep_rows_match_their_labels(sweep_name, sparsity):
 
 def test_strict_winograd_on_a_strided_conv_fails_at_config_time_without_drawing_rng():
     """Issue 5's bad input: a Winograd option on a layer that is not 3x3 stride 1 is an error before Ray."""
-    from harness.config import RunConfig
+    from harness.checks import checked
 
     cfg = {"data": {"dataset": "digits"},
            "model": {"name": "resnet20", "options": {"conv": "winograd", "conv_options": {"strict": True}}}}
@@ -305,5 +305,5 @@ def test_strict_winograd_on_a_strided_conv_fails_at_config_time_without_drawing_
     expected = torch.rand(1)
     torch.manual_seed(0)
     with pytest.raises(ConfigError, match="stride \\(2, 2\\)"):
-        RunConfig.from_dict(cfg)  # resnet20's stage 2 and 3 open with stride-2 3x3 convs
+        checked(cfg)  # resnet20's stage 2 and 3 open with stride-2 3x3 convs
     assert torch.rand(1) == expected  # the check built the model on the meta device only

@@ -32,27 +32,27 @@ class Chain(TrainMethod):
                 key = err.key.replace("method.options", f"method.options.{name}", 1)
                 raise ConfigError(key, err.value, err.valid) from None
 
-    def setup(self, trainer) -> None:
+    def setup(self, ctx) -> None:
         for method in self.methods.values():
-            method.setup(trainer)
+            method.setup(ctx)
 
-    def _merge(self, hook: str, *args) -> dict:
+    def before_epoch(self, ctx, epoch: int) -> dict:
         out: dict = {}
         for method in self.methods.values():
-            out.update(getattr(method, hook)(*args) or {})
+            out.update(method.before_epoch(ctx, epoch) or {})
         return out
 
-    def before_epoch(self, trainer, epoch: int) -> dict:
-        return self._merge("before_epoch", trainer, epoch)
-
-    def after_epoch(self, trainer, epoch: int, metrics: dict) -> dict:
+    def after_epoch(self, ctx, epoch: int, metrics: dict) -> dict:
         out: dict = {}
         for method in self.methods.values():  # a later method sees what an earlier one added
-            out.update(method.after_epoch(trainer, epoch, {**metrics, **out}) or {})
+            out.update(method.after_epoch(ctx, epoch, {**metrics, **out}) or {})
         return out
 
-    def finish(self, trainer) -> dict:
-        return self._merge("finish", trainer)
+    def finish(self, ctx) -> dict:
+        out: dict = {}
+        for method in self.methods.values():
+            out.update(method.finish(ctx) or {})
+        return out
 
     def state_dict(self) -> dict:
         return {name: method.state_dict() for name, method in self.methods.items()}

@@ -120,11 +120,15 @@ def factorize_layer(module: nn.Module, rank: int) -> nn.Sequential:
     return nn.Sequential(first.to(**like), second.to(**like))
 
 
+def _check_error_threshold(value: float, key: str = "error_threshold", null: str = "") -> None:
+    """The range of ``error_threshold``: Approximate's option (typed by its annotation) or factorize's argument."""
+    if not 0 < value < 1:
+        raise ConfigError(key, value, f"a number in (0, 1) (relative squared error of the low-rank weight){null}")
+
+
 def factorize(model: nn.Module, error_threshold: float) -> list[dict]:
     """Factorize, in place, every layer where the lowest admissible rank saves MACs (eq. 2.1); one record per layer."""
-    if not (isinstance(error_threshold, (int, float)) and not isinstance(error_threshold, bool)
-            and 0 < error_threshold < 1):
-        raise ConfigError("error_threshold", error_threshold, "a number in (0, 1): the relative squared error allowed")
+    _check_error_threshold(error_threshold)
     records = []
     for name, module in list(_weighted(model, depthwise=False)):
         if isinstance(module, nn.ConvTranspose2d):
@@ -190,53 +194,46 @@ class Approximate(TrainMethod):
 
     def __init__(self, prune_threshold: float = 0.0, decimals: int | None = 2, error_threshold: float | None = 0.1,
                  quantize: bool = True, calibration_batches: int = 4, latency_batch: int = 32):
-        if not (isinstance(prune_threshold, (int, float)) and not isinstance(prune_threshold, bool)
-                and prune_threshold >= 0):
+        # ranges only: each option's type is its annotation, checked by harness.methods.base.build_method
+        if not prune_threshold >= 0:
             raise ConfigError("method.options.prune_threshold", prune_threshold, "a number >= 0 (x std of the layer's weights)")
-        if decimals is not None and not (isinstance(decimals, int) and not isinstance(decimals, bool) and decimals >= 0):
+        if decimals is not None and decimals < 0:
             raise ConfigError("method.options.decimals", decimals, "an integer >= 0 or null (no rounding)")
-        if error_threshold is not None and not (isinstance(error_threshold, (int, float))
-                                                and not isinstance(error_threshold, bool) and 0 < error_threshold < 1):
-            raise ConfigError("method.options.error_threshold", error_threshold,
-                              "a number in (0, 1) (relative squared error of the low-rank weight) or null")
-        if not isinstance(quantize, bool):
-            raise ConfigError("method.options.quantize", quantize, "true or false")
+        if error_threshold is not None:
+            _check_error_threshold(error_threshold, "method.options.error_threshold", " or null")
         for key, value in (("calibration_batches", calibration_batches), ("latency_batch", latency_batch)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            if value < 1:
                 raise ConfigError(f"method.options.{key}", value, "an integer >= 1")
         self.prune_threshold, self.decimals, self.error_threshold = float(prune_threshold), decimals, error_threshold
         self.quantize, self.calibration_batches, self.latency_batch = quantize, calibration_batches, latency_batch
 
-    def after_epoch(self, trainer, epoch: int, metrics: dict) -> dict:
+    def after_epoch(self, ctx, epoch: int, metrics: dict) -> dict:
         # At the last epoch rather than in finish(): the numbers land in the epoch's metrics, beside that
         # epoch's test_acc, and in the per-epoch history that load_runs reads.
-        return self.approximate(trainer) if epoch == trainer.cfg.train.epochs else {}
+        return self.approximate(ctx) if epoch == ctx.cfg.train.epochs else {}
 
-    def approximate(self, trainer) -> dict:
+    def approximate(self, ctx) -> dict:
         from .. import latency, measure
 
-        fp32 = copy.deepcopy(trainer.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
-        out = {"fp32_test_acc": accuracy(fp32, trainer.test_loader)}
+        fp32 = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+        out = {"fp32_test_acc": accuracy(fp32, ctx.test_loader)}
         approx = copy.deepcopy(fp32)
         pruned = prune_connections(approx, self.prune_threshold)
         out["pruned_weights_frac"] = pruned["pruned"] / max(pruned["weights"], 1)
         if self.decimals is not None:
             cluster_weights(approx, self.decimals)
         records = factorize(approx, self.error_threshold) if self.error_threshold is not None else []
-        counts = measure.profile(approx, trainer.input_shape)
-        out.update(approx_test_acc=accuracy(approx, trainer.test_loader), approx_params=counts["params"],
+        counts = measure.profile(approx, ctx.input_shape)
+        out.update(approx_test_acc=accuracy(approx, ctx.test_loader), approx_params=counts["params"],
                    approx_macs=counts["macs"], factorized_layers=sum(r["factorized"] for r in records),
                    factorizable_layers=len(records))
         if self.quantize:
-            calibration = []  # training batches (augmented as in training) set the activation ranges
-            for x, _ in trainer.train_loader.epoch(0):
-                calibration.append(x.cpu().float().contiguous())
-                if len(calibration) == self.calibration_batches:
-                    break
+            # training batches (augmented as in training) set the activation ranges
+            calibration = [x.cpu().float().contiguous() for x in ctx.batches.first_images(self.calibration_batches)]
             int8 = quantize_int8(fp32, calibration)
-            out["int8_test_acc"] = accuracy(int8, trainer.test_loader)
+            out["int8_test_acc"] = accuracy(int8, ctx.test_loader)
             for label, model in (("fp32", fp32), ("int8", int8)):
-                timed = latency.measure_latency(model, trainer.input_shape, batch_size=self.latency_batch,
+                timed = latency.measure_latency(model, ctx.input_shape, batch_size=self.latency_batch,
                                                 repeats=10, warmup=3, threads=1)
                 out[f"{label}_latency_s"] = timed["latency_s"]
             out["int8_speedup"] = out["fp32_latency_s"] / out["int8_latency_s"]

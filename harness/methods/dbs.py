@@ -66,7 +66,7 @@ def _solve(k: float, m0: float, rate: float):
 
 def momentum_curve(p, k: float = 1.6, m0: float = 0.9, rate: float = 0.5) -> np.ndarray:
     """Momentum m(p) = 1 - y(p), y'' y = k, y(0) = 1 - m0, y'(0) = -rate; held at its peak after y' = 0."""
-    if not (isinstance(k, (int, float)) and k > 0):
+    if not k > 0:  # DBS passes its checked option; a caller's own k gets this range check only
         raise ConfigError("k", k, "a number > 0 (eq. 17's constant; the paper's range is 1.30 ... 1.75)")
     solution = _solve(float(k), float(m0), float(rate))
     p = np.clip(np.asarray(p, dtype=float), 0.0, solution.t[-1])
@@ -80,10 +80,10 @@ def round_clip_step(b: float, b_min: int, b_max: int) -> int:
 
 
 def _positive(key: str, value, integer: bool = False, allow_none: bool = False):
+    """The range of an option; its type (``integer``: an int) is DynamicBatchSize's annotation."""
     if value is None and allow_none:
         return None
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool) and value > 0
-    if not ok:
+    if not value > 0:
         raise ConfigError(f"method.options.{key}", value, ("an integer" if integer else "a number") + " > 0"
                           + (" or null" if allow_none else ""))
     return value
@@ -97,7 +97,7 @@ class DynamicBatchSize(TrainMethod):
                  k: float = 1.6, rate: float = 0.5, min_batch: int | None = None, max_batch: int = 1024,
                  patience: int = 5, decay: float = 0.1):
         self.lr_start, self.lr0 = _positive("lr_start", lr_start), _positive("lr", lr)
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+        if not 0 <= warmup < 1:
             raise ConfigError("method.options.warmup", warmup, "a fraction of the epochs in [0, 1)")
         self.warmup = float(warmup)
         self.double_every = _positive("double_every", double_every, integer=True)
@@ -107,7 +107,7 @@ class DynamicBatchSize(TrainMethod):
         if self.min_batch is not None and self.min_batch > self.max_batch:
             raise ConfigError("method.options.min_batch", min_batch, f"at most max_batch ({max_batch})")
         self.patience = _positive("patience", patience, integer=True)
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
+        if not 0 < decay <= 1:
             raise ConfigError("method.options.decay", decay, "a factor in (0, 1]")
         self.decay = float(decay)
         self.state = {"phase": 0, "lr": self.lr0, "momentum": None, "period_epochs": 0, "period_ref": -math.inf,
@@ -115,11 +115,11 @@ class DynamicBatchSize(TrainMethod):
                       "bad_epochs": 0, "batch": None, "doublings": 0}
 
     # -- setup: the limits that need the run (B0, N, epochs, m0)
-    def setup(self, trainer) -> None:
-        t = trainer.cfg.train
+    def setup(self, ctx) -> None:
+        t = ctx.cfg.train
         self.epochs = t.epochs
         self.b0 = self.min_batch or t.batch_size
-        n_train = trainer.train_loader.num_samples
+        n_train = ctx.batches.num_samples
         self.b_max = min(self.max_batch, n_train // 10)
         if self.b0 > self.b_max:
             raise ConfigError("method.options.min_batch" if self.min_batch else "train.batch_size", self.b0,
@@ -138,7 +138,7 @@ class DynamicBatchSize(TrainMethod):
     def batch_for(self, lr: float, momentum: float) -> int:
         return round_clip_step(self.line3(lr, momentum), self.b0, self.b_max)
 
-    def before_epoch(self, trainer, epoch: int) -> dict:
+    def before_epoch(self, ctx, epoch: int) -> dict:
         s = self.state
         if s["phase"] == 0 and epoch > self.warm_epochs:
             s["phase"] = 1
@@ -158,14 +158,14 @@ class DynamicBatchSize(TrainMethod):
                     s["phase"] = 3  # B_max reached or the momentum has peaked: this epoch is the last rise
             if phase in (1, 2):
                 s["batch"] = self.batch_for(lr, s["momentum"])
-        for group in trainer.optimizer.param_groups:
+        for group in ctx.optimizer.param_groups:
             group["lr"] = lr
             group["momentum"] = s["momentum"]
-        trainer.train_loader.batch_size = s["batch"]
+        ctx.batches.batch_size = s["batch"]
         return {"dbs_phase": phase, "dbs_b_line3": self.line3(lr, s["momentum"]) if phase else float(self.b0),
                 "dbs_lr_doublings": s["doublings"]}
 
-    def after_epoch(self, trainer, epoch: int, metrics: dict) -> dict:
+    def after_epoch(self, ctx, epoch: int, metrics: dict) -> dict:
         s, val = self.state, metrics.get("val_acc", math.nan)
         if math.isnan(val) or s["phase"] == 0:
             s["prev_val"] = val if not math.isnan(val) else s["prev_val"]

@@ -27,7 +27,6 @@ import functools
 import math
 
 import numpy as np
-from scipy.special import ndtr
 
 from ..errors import ConfigError
 
@@ -55,6 +54,8 @@ def _check_mode(mode) -> None:
 
 
 def _check_elements(key: str, n) -> None:
+    # a public formula, called with any value (kernel shapes, tests, notebooks), not a config option
+    # that the typed option check has seen: so its type is checked here
     if not (isinstance(n, int) and not isinstance(n, bool) and n >= 2):
         # with one element the maximum and the minimum coincide: nothing to choose
         raise ConfigError(key, n, "an integer >= 2 (elements per kernel or group)")
@@ -63,6 +64,8 @@ def _check_elements(key: str, n) -> None:
 @functools.lru_cache(maxsize=None)
 def variance_factor_for(mode: str, n: int) -> float:
     """E[w'^2] / Var[w] for a group of ``n`` i.i.d. Gaussian elements re-derived by ``mode``."""
+    from scipy.special import ndtr  # here, not at import: scipy costs the driver's checks 0.3 s
+
     _check_mode(mode)
     _check_elements("n", n)
     t, w = np.polynomial.legendre.leggauss(NODES)
@@ -90,7 +93,7 @@ def variance_factor_for(mode: str, n: int) -> float:
 def variance_factor(mode: str, k: int) -> float:
     """The factor of eq. 2.7 (``sparse``), 3.3 (``binary_heuristic``) or 3.8 (``binary_approx``) for a k x k kernel."""
     _check_mode(mode)
-    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 2):
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 2):  # public, not an option: see _check_elements
         raise ConfigError("k", k, "an integer >= 2 (the kernel side; a 1x1 kernel has nothing to choose)")
     return variance_factor_for(mode, k * k)
 

@@ -40,117 +40,30 @@ Each cycle logs train_rmse, test_rmse, nodes_1 ... (widths after the cycle's pru
 params, macs, cycles, converged (1.0 once a cycle pruned nothing) and, for the summation, one_node
 (1.0 when the hidden layer reached a single node); the last cycle's values are the run's result.
 
-The small models' rules (Sec. 2.4.2), for the separable residual ``calli_cifar``:
-``separable_residual_keep`` chooses the channels (the residual stream's per group of directly
-connected blocks, as the union over the group's tensors; each block's inner channels on their own)
-and ``prune_separable_residual`` removes the rest, depthwise convolutions following their input.
-They are functions, tested for keeping the function on the kept nodes; the training cycles of
-Sec. 3.3.2 on the CIFAR-10 model are not wired as a sweep.
+The network and its surgery (``Chain``, ``prune_nodes``) are harness.layers.surgery's; the small
+models' rules (Sec. 2.4.2) for the separable residual ``calli_cifar`` are in harness.models.calli_rules.
 """
 from __future__ import annotations
 
 import copy
 import math
-import random
 import time
-from typing import Callable, Optional
+from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..layers.surgery import Chain, prune_nodes
 from ..registry import METHODS
+from ..runner import Result, prepare
 from .base import Experiment
 
 CRITERIA = ("count", "variance")
 BOUNDS = ("zero", "outlier")
 KEEPS = ("inside", "outside")
 REGULARIZATIONS = ("none", "l1", "l2")
-WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
-
-
-# ---- the network and its surgery -------------------------------------------------------------------
-
-class Chain(nn.Module):
-    """Stages applied in order; each an nn.Sequential whose first module is the weight layer."""
-
-    def __init__(self, stages: list[nn.Sequential]):
-        super().__init__()
-        self.stages = nn.ModuleList(stages)
-
-    def forward(self, x: torch.Tensor, record: Optional[list] = None) -> torch.Tensor:
-        for stage in self.stages:
-            x = stage(x)
-            if record is not None:
-                record.append(x)
-        return x
-
-    def widths(self) -> list[int]:
-        """Nodes of the hidden stages (every stage but the output one)."""
-        return [_out_features(stage[0]) for stage in self.stages[:-1]]
-
-
-def _out_features(layer: nn.Module) -> int:
-    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-
-
-def _out_dim(layer: nn.Module) -> int:
-    return 1 if isinstance(layer, nn.ConvTranspose2d) else 0  # ConvTranspose2d weights are (in, out, kh, kw)
-
-
-def _rebuild(layer: nn.Module, keep_in: Optional[torch.Tensor], keep_out: Optional[torch.Tensor]) -> nn.Module:
-    """A copy of ``layer`` with only the kept input and output features (None keeps all)."""
-    weight = layer.weight.detach()
-    out_dim = _out_dim(layer)
-    if keep_out is not None:
-        weight = weight.index_select(out_dim, keep_out)
-    if keep_in is not None:
-        weight = weight.index_select(1 - out_dim, keep_in)
-    bias = layer.bias.detach() if layer.bias is not None else None
-    if bias is not None and keep_out is not None:
-        bias = bias[keep_out]
-    new = copy.deepcopy(layer)  # keeps stride, padding, output_padding, ...; then resized below
-    new.weight = nn.Parameter(weight.clone())
-    if bias is not None:
-        new.bias = nn.Parameter(bias.clone())
-    n_out = weight.shape[out_dim]
-    n_in = weight.shape[1 - out_dim]
-    if isinstance(layer, nn.Linear):
-        new.in_features, new.out_features = n_in, n_out
-    else:
-        new.in_channels, new.out_channels = n_in, n_out
-    return new
-
-
-def _rebuild_bn(bn: nn.BatchNorm2d | nn.BatchNorm1d, keep: torch.Tensor) -> nn.Module:
-    new = copy.deepcopy(bn)
-    new.num_features = len(keep)
-    new.weight = nn.Parameter(bn.weight.detach()[keep].clone())
-    new.bias = nn.Parameter(bn.bias.detach()[keep].clone())
-    new.running_mean = bn.running_mean[keep].clone()
-    new.running_var = bn.running_var[keep].clone()
-    return new
-
-
-def prune_nodes(chain: Chain, keep: dict[int, torch.Tensor]) -> Chain:
-    """A new Chain without the nodes not in ``keep[i]`` (sorted indices) of hidden stage i."""
-    stages = []
-    for i, stage in enumerate(chain.stages):
-        keep_out = keep.get(i)
-        keep_in = keep.get(i - 1)
-        modules = []
-        for j, module in enumerate(stage):
-            if j == 0:
-                module = _rebuild(module, keep_in, keep_out)
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and keep_out is not None:
-                module = _rebuild_bn(module, keep_out)
-            else:
-                module = copy.deepcopy(module)
-            modules.append(module)
-        stages.append(nn.Sequential(*modules))
-    return Chain(stages)
 
 
 # ---- the criteria ---------------------------------------------------------------------------------
@@ -196,6 +109,7 @@ def select(values: torch.Tensor, bound: str, keep: str = "inside") -> torch.Tens
 # ---- cycles ----------------------------------------------------------------------------------------
 
 def _check_options(criterion, bound, keep, distortion, regularization, reg_lambda, epochs_per_cycle, stats_samples):
+    """Values only: each option's type is _NodePruning's annotation, checked by build_method."""
     def bad(key, value, valid):
         raise ConfigError(f"method.options.{key}", value, valid)
 
@@ -208,39 +122,31 @@ def _check_options(criterion, bound, keep, distortion, regularization, reg_lambd
     if regularization not in REGULARIZATIONS:
         bad("regularization", regularization, "one of " + ", ".join(REGULARIZATIONS))
     for key, value in (("distortion", distortion), ("reg_lambda", reg_lambda)):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 and math.isfinite(value)):
+        if value < 0:
             bad(key, value, "a finite number >= 0")
     for key, value in (("epochs_per_cycle", epochs_per_cycle), ("stats_samples", stats_samples)):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if value < 1:
             bad(key, value, "an integer >= 1")
 
 
 class PruningCycles:
-    """Runs the training cycles of one chain on (inputs, targets); the runner a Tune trial drives."""
+    """Runs the training cycles of one chain on (inputs, targets): a harness.runner.Runner, one step a cycle."""
 
     def __init__(self, cfg, threads, make_chain: Callable[[list[int]], Chain], widths: list[int], data,
                  input_shape: tuple, options: dict, extra: Callable[[Chain], dict] = lambda chain: {}):
-        from ..train import resolve_device
-
         self.cfg, self.options, self.extra = cfg, options, extra
-        t = cfg.train
-        self.device = resolve_device(t.device)
-        if self.device.type == "cpu" and (t.threads or threads):
-            torch.set_num_threads(t.threads or threads)
-        random.seed(t.seed)
-        np.random.seed(t.seed % 2**32)
-        torch.manual_seed(t.seed)
+        self.device = prepare(cfg, threads)  # the Trainer's set-up: device, threads, seeds
         self.make_chain, self.input_shape = make_chain, input_shape
         self.train_x, self.train_y, self.test_x, self.test_y = (d.to(self.device) for d in data)
         self.chain = make_chain(widths).to(self.device)
         self.initial_widths = list(widths)
         self.cycle = 0
         self.done = False
-        self.counts = self.measure()
+        self.profile = self.measure()
 
-    # the Trainer interface used by harness.sweep._trial
-    def counts_summary(self) -> dict:
-        return {"params": self.counts["params"], "macs": self.counts["macs"], "flops": 2 * self.counts["macs"]}
+    def counts(self) -> dict:
+        """params, macs and flops (= 2 x macs) of the chain as it is now (after the cycles' pruning)."""
+        return {"params": self.profile["params"], "macs": self.profile["macs"], "flops": 2 * self.profile["macs"]}
 
     def measure(self) -> dict:
         from .. import measure
@@ -323,23 +229,23 @@ class PruningCycles:
         pruned = sum(w - len(keep[i]) for i, w in enumerate(before))
         if pruned:
             self.chain = prune_nodes(self.chain, keep).to(self.device)
-        self.counts = self.measure()
+        self.profile = self.measure()
         self.done = pruned == 0
         return {"train_loss": train_loss, "test_rmse_before_pruning": test_rmse_before,
                 "train_rmse": self.rmse(self.train_x[:self.options["stats_samples"]],
                                         self.train_y[:self.options["stats_samples"]]),
                 "test_rmse": self.rmse(self.test_x, self.test_y), "pruned": pruned,
                 **{f"nodes_{i + 1}": w for i, w in enumerate(self.chain.widths())},
-                "params": self.counts["params"], "macs": self.counts["macs"], "cycle_time_s": cycle_time_s,
+                "params": self.profile["params"], "macs": self.profile["macs"], "cycle_time_s": cycle_time_s,
                 "cycles": self.cycle, "converged": float(self.done), **self.extra(self.chain)}
 
-    def run(self, on_epoch=None) -> dict:
+    def run(self, on_epoch=None) -> Result:
         metrics: dict = {}
         while not self.done and self.cycle < self.cfg.train.epochs:
             metrics = self.run_cycle()
             if on_epoch is not None:
-                on_epoch(self.cycle, metrics, self)
-        return {**metrics, **self.counts_summary()}  # the last cycle's metrics hold the final state
+                on_epoch(self.cycle, metrics)
+        return Result(metrics=metrics, final=self.counts())  # the last cycle's metrics hold the final state
 
 
 class _NodePruning(Experiment):
@@ -359,7 +265,8 @@ def summation_chain(widths: list[int]) -> Chain:
     return Chain([nn.Sequential(nn.Linear(2, hidden), nn.ReLU()), nn.Sequential(nn.Linear(hidden, 1))])
 
 
-@METHODS.register("node_pruning_summation", kind="experiment")
+# uses_dataset=False: x1, x2 are generated from the trial's seed, data.dataset is never read
+@METHODS.register("node_pruning_summation", kind="experiment", uses_dataset=False)
 class SummationPruning(_NodePruning):
     """Çallı Sec. 2.1.3: prune 2 -> hidden -> 1 predicting x1 + x2 until a cycle prunes nothing.
 
@@ -368,12 +275,10 @@ class SummationPruning(_NodePruning):
     test_samples (10,000).
     """
 
-    uses_dataset = False  # x1, x2 uniform in [0, 1), generated from the trial's seed
-
     def __init__(self, hidden: int = 1000, samples: int = 1_000_000, test_samples: int = 10_000, **options):
         super().__init__(**options)
         for key, value in (("hidden", hidden), ("samples", samples), ("test_samples", test_samples)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            if value < 1:
                 raise ConfigError(f"method.options.{key}", value, "an integer >= 1")
         self.hidden, self.samples, self.test_samples = hidden, samples, test_samples
 
@@ -411,10 +316,9 @@ class AutoencoderPruning(_NodePruning):
     split (``data.train_subset``) and its test split (``data.test_subset``), scaled to [-1, 1].
     """
 
-    def __init__(self, widths: list = (32, 64, 32), **options):
+    def __init__(self, widths: list[int] = (32, 64, 32), **options):
         super().__init__(**options)
-        if not (isinstance(widths, (list, tuple)) and len(widths) == 3
-                and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
+        if not (len(widths) == 3 and all(w >= 1 for w in widths)):
             raise ConfigError("method.options.widths", widths, "three positive channel counts (encoder, code, decoder)")
         self.widths = list(widths)
 
@@ -433,107 +337,3 @@ class AutoencoderPruning(_NodePruning):
         channels = splits.info.channels
         return PruningCycles(cfg, threads, lambda w: autoencoder_chain(w, channels), self.widths,
                              (train_x, train_x, test_x, test_x), (channels, side, side), self.options)
-
-
-# ---- the small models' rules (Sec. 2.4.2): residual groups and depthwise convolutions ----------------
-
-def _take_conv(conv: nn.Conv2d, keep_in: Optional[torch.Tensor], keep_out: Optional[torch.Tensor]) -> nn.Conv2d:
-    """``conv`` without the dropped channels; a depthwise conv's channels follow its input (keep_out ignored)."""
-    if conv.groups > 1:  # depthwise (groups == channels): input channel i is output channel i
-        assert conv.groups == conv.in_channels == conv.out_channels, "only depthwise grouped convs are pruned"
-        new = _rebuild(conv, None, keep_in)
-        new.in_channels = new.out_channels = new.groups = len(keep_in)
-        return new
-    return _rebuild(conv, keep_in, keep_out)
-
-
-def _take_separable(sep: nn.Sequential, keep_in: torch.Tensor, keep_out: torch.Tensor) -> nn.Sequential:
-    modules = []
-    for module in sep:
-        if isinstance(module, nn.Conv2d):
-            module = _take_conv(module, keep_in, keep_in if module.groups > 1 else keep_out)
-        elif isinstance(module, nn.BatchNorm2d):
-            module = _rebuild_bn(module, keep_in)  # between depthwise and pointwise: the input's channels
-        else:
-            module = copy.deepcopy(module)
-        modules.append(module)
-    return nn.Sequential(*modules)
-
-
-def prune_separable_residual(model: nn.Module, stream: list[torch.Tensor], inner: list[torch.Tensor]) -> nn.Module:
-    """A pruned copy of a ``calli_cifar`` model (harness.models.calli.CalliCifar).
-
-    ``stream[g]``: the residual-stream channels kept in group g, one group per stage: the blocks a
-    residual addition connects at the same width are "directly connected" and share their channels
-    (Sec. 2.4.2), the stem conv feeding the first. ``inner[b]``: the channels kept between block b's
-    two separable convolutions (its first pointwise outputs), pruned per block. Depthwise
-    convolutions and the BNs beside them keep the channels of their input. A stage's first block
-    maps its input group's channels onto its output group's through the identity (average pooling,
-    zero padding): an output channel keeps the input channel of the same index if that one is kept,
-    and a zero otherwise.
-    """
-    pruned = copy.deepcopy(model)
-    pruned.conv1 = _take_conv(model.conv1, None, stream[0])
-    blocks = [block for stage in pruned.stages for block in stage]
-    groups = [g for g, stage in enumerate(pruned.stages) for _ in stage]
-    for b, block in enumerate(blocks):
-        g_out = groups[b]
-        g_in = groups[b - 1] if b else 0
-        keep_in, keep_out, keep_inner = stream[g_in], stream[g_out], inner[b]
-        block.bn1 = _rebuild_bn(block.bn1, keep_in)
-        block.sep1 = _take_separable(block.sep1, keep_in, keep_inner)
-        block.bn2 = _rebuild_bn(block.bn2, keep_inner)
-        block.sep2 = _take_separable(block.sep2, keep_inner, keep_out)
-        position = {int(c): i for i, c in enumerate(keep_in)}
-        index = [position.get(int(c), len(keep_in)) for c in keep_out]
-        block.shortcut_index = torch.tensor(index, dtype=torch.long, device=keep_out.device)
-        block.pad_channels = 0
-    pruned.bn = _rebuild_bn(model.bn, stream[-1])
-    pruned.fc = _rebuild(model.fc, stream[-1], None)
-    return pruned
-
-
-@torch.no_grad()
-def separable_residual_keep(model: nn.Module, images: torch.Tensor, criterion: str = "variance", bound: str = "zero",
-                            keep: str = "inside") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(stream, inner) keep sets for ``prune_separable_residual`` from one pass over ``images``.
-
-    A group's stream channels are the union of the channels the criterion keeps at each of its
-    tensors (the stem's output and every block's output in it, Sec. 2.4.2: "we union the nodes to be
-    kept"); inner channels are chosen at each block's first pointwise output.
-    """
-    records: dict[str, torch.Tensor] = {}
-    hooks = []
-
-    def grab(name):
-        def hook(module, inputs, output):
-            records[name] = output
-        return hook
-
-    hooks.append(model.conv1.register_forward_hook(grab("stem")))
-    blocks = [block for stage in model.stages for block in stage]
-    for b, block in enumerate(blocks):
-        hooks.append(block.register_forward_hook(grab(f"out{b}")))
-        hooks.append(block.sep1.register_forward_hook(grab(f"inner{b}")))
-    was_training = model.training
-    model.eval()
-    try:
-        model(images)
-    finally:
-        model.train(was_training)
-        for handle in hooks:
-            handle.remove()
-
-    def chosen(tensor: torch.Tensor) -> torch.Tensor:
-        values = tensor.transpose(0, 1).reshape(tensor.shape[1], -1).double()
-        stat = (values > 0).double().mean(1) if criterion == "count" else values.var(1, unbiased=False)
-        return select(stat.cpu(), bound, keep)
-
-    groups = [g for g, stage in enumerate(model.stages) for _ in stage]
-    stream_sets: list[set] = [set() for _ in model.stages]
-    stream_sets[0].update(chosen(records["stem"]).tolist())
-    for b in range(len(blocks)):
-        stream_sets[groups[b]].update(chosen(records[f"out{b}"]).tolist())
-    stream = [torch.tensor(sorted(s), dtype=torch.long) for s in stream_sets]
-    inner = [chosen(records[f"inner{b}"]) for b in range(len(blocks))]
-    return stream, inner

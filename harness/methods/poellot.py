@@ -48,8 +48,8 @@ from .base import TrainMethod
 TRAIN_MACS_PER_FORWARD_MAC = 3  # forward + backward (about twice the forward's work): the common estimate
 
 
-def _positive_int(key: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def _positive_int(key: str, value: int, minimum: int = 1) -> int:  # typed by FlopBudget's annotations
+    if value < minimum:
         raise ConfigError(f"method.options.{key}", value, f"an integer >= {minimum}")
     return value
 
@@ -61,7 +61,7 @@ class FlopBudget(TrainMethod):
     def __init__(self, budget_epochs: int = 100, reference: dict | None = None, timing_batch: int = 0,
                  timing_repeats: int = 20, timing_warmup: int = 5):
         self.budget_epochs = _positive_int("budget_epochs", budget_epochs)
-        if reference is not None and not (isinstance(reference, dict) and isinstance(reference.get("name"), str)
+        if reference is not None and not (isinstance(reference.get("name"), str)
                                           and set(reference) <= {"name", "options"}):
             raise ConfigError("method.options.reference", reference,
                               "null (the base at width 1) or {name: <model>, options: {...}}")
@@ -87,57 +87,58 @@ class FlopBudget(TrainMethod):
         options.pop("width", None)
         return cfg.model.name, options
 
-    def setup(self, trainer) -> None:
+    def setup(self, ctx) -> None:
         from .. import measure, models
 
-        name, options = self._reference(trainer.cfg)
-        dataset = {k: trainer.build_kwargs[k] for k in ("num_classes", "in_channels", "image_size")}
+        name, options = self._reference(ctx.cfg)
+        channels, side = ctx.input_shape[0], ctx.input_shape[1]
+        dataset = {"num_classes": ctx.num_classes, "in_channels": channels, "image_size": side}
         with torch.device("meta"):
             reference = models.build(name, **{**options, **dataset})
-        counts = measure.profile(reference, trainer.input_shape)
-        images = trainer.train_loader.num_samples
+        counts = measure.profile(reference, ctx.input_shape)
+        images = ctx.batches.num_samples
         self.counts = {"reference_macs": counts["macs"], "reference_params": counts["params"],
                        "train_macs_budget": TRAIN_MACS_PER_FORWARD_MAC * counts["macs"] * images * self.budget_epochs}
-        planned = TRAIN_MACS_PER_FORWARD_MAC * trainer.counts["macs"] * images * sum(trainer.ratios)
+        planned = TRAIN_MACS_PER_FORWARD_MAC * ctx.counts["macs"] * images * sum(ctx.ratios)
         if planned > self.counts["train_macs_budget"] * (1 + 1e-9):
             raise ConfigError("method.options.budget_epochs", self.budget_epochs,
-                              f"a budget the run fits in: {trainer.cfg.train.epochs} epochs of a model with "
-                              f"{trainer.counts['macs']:,} MACs need {planned / self.counts['train_macs_budget']:.2f}"
+                              f"a budget the run fits in: {ctx.cfg.train.epochs} epochs of a model with "
+                              f"{ctx.counts['macs']:,} MACs need {planned / self.counts['train_macs_budget']:.2f}"
                               f" x the full-size network's {self.budget_epochs} epochs")
 
-    def after_epoch(self, trainer, epoch: int, metrics: dict) -> dict:
-        used = TRAIN_MACS_PER_FORWARD_MAC * trainer.counts["macs"] * trainer.state.samples_seen
+    def after_epoch(self, ctx, epoch: int, metrics: dict) -> dict:
+        used = TRAIN_MACS_PER_FORWARD_MAC * ctx.counts["macs"] * metrics["samples_seen"]
         return {"train_macs": used, "train_macs_budget": self.counts["train_macs_budget"],
                 "budget_used": used / self.counts["train_macs_budget"]}
 
-    def finish(self, trainer) -> dict:
+    def finish(self, ctx) -> dict:
         out = {"reference_macs": self.counts["reference_macs"], "reference_params": self.counts["reference_params"],
-               "macs_ratio": trainer.counts["macs"] / self.counts["reference_macs"],
-               "params_ratio": trainer.counts["params"] / self.counts["reference_params"]}
+               "macs_ratio": ctx.counts["macs"] / self.counts["reference_macs"],
+               "params_ratio": ctx.counts["params"] / self.counts["reference_params"]}
         if self.timing_batch:
-            out.update(self._time(trainer))
+            out.update(self._time(ctx))
         return out
 
-    def _time(self, trainer) -> dict:
+    def _time(self, ctx) -> dict:
         from ..latency import measure_latency
+        from ..models.base import OwnLoss
 
-        device, shape = trainer.device, trainer.input_shape
-        model = copy.deepcopy(trainer.model).float()
+        device, shape = ctx.device, ctx.input_shape
+        model = copy.deepcopy(ctx.model).float()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)  # tiny lr: a real step, no blow-up
-        forward_train = getattr(model, "forward_train", None)
         x = torch.randn(self.timing_batch, *shape, device=device)
-        if trainer.cfg.train.channels_last:
+        if ctx.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, trainer.build_kwargs["num_classes"], (self.timing_batch,), device=device)
+        y = torch.randint(0, ctx.num_classes, (self.timing_batch,), device=device)
         model.train()
         times = []
         for step in range(self.timing_warmup + self.timing_repeats):
             _sync(device)
             start = time.perf_counter()
-            if forward_train is None:
-                loss = F.cross_entropy(model(x), y)
+            if isinstance(model, OwnLoss):
+                loss = model.forward_train(x, y)[1]
             else:
-                loss = forward_train(x, y)[1]
+                loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

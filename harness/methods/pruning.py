@@ -34,9 +34,9 @@ from .base import TrainMethod
 PRUNABLE = (nn.Conv2d, nn.Linear, WinogradConv2d)
 
 
-def _fraction(key: str, value, low_open: bool = False, high_closed: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value > 0 if low_open else value >= 0) and (value <= 1 if high_closed else value < 1)
+def _fraction(key: str, value: float, low_open: bool = False, high_closed: bool = False) -> float:
+    """The range of a fraction option; its type is Prune's annotation (float), checked by build_method."""
+    ok = (value > 0 if low_open else value >= 0) and (value <= 1 if high_closed else value < 1)
     if not ok:
         interval = ("(0" if low_open else "[0") + ", " + ("1]" if high_closed else "1)")
         raise ConfigError(key, value, f"a number in {interval}")
@@ -106,36 +106,34 @@ class Prune(TrainMethod):
     def __init__(self, sparsity: float = 0.5, steps: int = 4, start: float = 0.2, end: float = 0.5,
                  include_linear: bool = True):
         self.sparsity = _fraction("method.options.sparsity", sparsity)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        if steps < 1:
             raise ConfigError("method.options.steps", steps, "an integer >= 1 (pruning steps)")
         self.start = _fraction("method.options.start", start)
         self.end = _fraction("method.options.end", end)
         if self.end < self.start:
             raise ConfigError("method.options.end", end, f"a fraction of the run >= start ({start})")
-        if not isinstance(include_linear, bool):
-            raise ConfigError("method.options.include_linear", include_linear, "true or false")
         self.steps, self.include_linear = steps, include_linear
         self.done: list[int] = []  # epochs whose pruning step has been applied
 
-    def setup(self, trainer) -> None:
-        self.modules = dict(attach_masks(trainer.model, self.include_linear))
-        self.plan = schedule(trainer.cfg.train.epochs, self.steps, self.start, self.end) if self.sparsity else []
+    def setup(self, ctx) -> None:
+        self.modules = dict(attach_masks(ctx.model, self.include_linear))
+        self.plan = schedule(ctx.cfg.train.epochs, self.steps, self.start, self.end) if self.sparsity else []
 
     def target_at(self, epoch: int) -> float:
         """Sparsity after the pruning steps up to ``epoch``."""
         k = sum(1 for e in self.plan if e <= epoch)
         return 1.0 - (1.0 - self.sparsity) ** (k / len(self.plan)) if self.plan else 0.0
 
-    def before_epoch(self, trainer, epoch: int) -> dict:
+    def before_epoch(self, ctx, epoch: int) -> dict:
         if epoch in self.plan and epoch not in self.done:
             with torch.no_grad():
                 prune_to(self.modules.values(), self.target_at(epoch))
             self.done.append(epoch)
         return {"sparsity": sparsity_of(self.modules.values())}
 
-    def finish(self, trainer) -> dict:
-        nonzero = macs_nonzero(trainer.model, trainer.input_shape, self.modules)
-        dense = trainer.counts["macs"]
+    def finish(self, ctx) -> dict:
+        nonzero = macs_nonzero(ctx.model, ctx.input_shape, self.modules)
+        dense = ctx.counts["macs"]
         return {"sparsity": sparsity_of(self.modules.values()), "macs_nonzero": nonzero,
                 "theoretical_speedup": dense / nonzero if nonzero else float("inf")}
 

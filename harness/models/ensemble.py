@@ -6,8 +6,8 @@ times as wide (one number for all, or a list with one α per member: the slides'
 
 ``soft_voting``  the equal-weight mean of the members' softmax outputs. The slides train each
     member separately; here the members are trained independently inside one model: the training
-    loss is the SUM of the members' own cross-entropies (``forward_train``), so each member's
-    gradient is exactly the one it would get alone (same batches and augmentation, its own
+    loss is the SUM of the members' own cross-entropies (``forward_train``: an OwnLoss, harness.models.base),
+    so each member's gradient is exactly the one it would get alone (same batches and augmentation, its own
     initialization, BN statistics and weight decay); the logged ``train_loss`` is that sum. The
     output (training and evaluation) is log(mean_i softmax(z_i)): its argmax and top-k are the
     ensemble's vote, and its softmax is the mean probability.
@@ -41,6 +41,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .base import OwnLoss
 
 HEADS = {  # base model -> qualified name of its output nn.Linear
     "digits_cnn": "fc", "resnet20": "fc", "resnet32": "fc", "resnet56": "fc", "resnet18": "fc", "resnet50": "fc",
@@ -71,15 +72,12 @@ def combine_heads(heads: Sequence[nn.Linear]) -> nn.Linear:
     return shared
 
 
-def _widths(width, members) -> list[float]:
-    def ok(w):
-        return isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
-
+def _widths(width: float | list[float], members: int) -> list[float]:  # typed by ensemble's annotations
     if isinstance(width, (list, tuple)):
-        if len(width) != members or not all(ok(w) for w in width):
+        if len(width) != members or not all(w > 0 for w in width):
             raise ConfigError("model.width", width, f"a number > 0 or a list of {members} numbers > 0 (one per member)")
         return [float(w) for w in width]
-    if not ok(width):
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (α for every member) or a list of one α per member")
     return [float(width)] * members
 
@@ -90,18 +88,15 @@ def _check(base: str = "resnet20", width=0.5, members: int = 2, combine: str = "
     if base not in HEADS or base not in MODELS:
         raise ConfigError("model.base", base, "a base whose output layer ComboNet can detach: "
                           + ", ".join(sorted(b for b in HEADS if b in MODELS)))
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+    if members < 1:
         raise ConfigError("model.members", members, "an integer >= 1 (N, the number of member networks)")
     if combine not in COMBINES:
         raise ConfigError("model.combine", combine, "one of " + ", ".join(COMBINES))
-    if base_options is not None and not isinstance(base_options, dict):
-        raise ConfigError("model.base_options", base_options, f"a mapping of {base}'s options")
     for key in base_options or {}:
         if key in RESERVED:
             raise ConfigError(f"model.base_options.{key}", base_options[key],
                               "unset: width is the ensemble's option, the dataset sets the others")
-    if meta_hidden is not None and (isinstance(meta_hidden, bool) or not isinstance(meta_hidden, int)
-                                    or meta_hidden < 1):
+    if meta_hidden is not None and meta_hidden < 1:
         raise ConfigError("model.meta_hidden", meta_hidden, "a positive integer or null (N x classes)")
     widths = _widths(width, members)
     from . import check_options
@@ -133,7 +128,7 @@ def _check_built(**options) -> None:
         _BUILT.add(key)
 
 
-class Ensemble(nn.Module):
+class Ensemble(OwnLoss, nn.Module):
     def __init__(self, members: list[nn.Module], combine: str, num_classes: int, head: str,
                  meta_hidden: int | None):
         super().__init__()
@@ -181,7 +176,7 @@ class Ensemble(nn.Module):
 
 @MODELS.register("ensemble", family="ensemble", check=_check_built)
 def ensemble(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, base: str = "resnet20",
-             width: float | list = 0.5, members: int = 2, combine: str = "combonet",
+             width: float | list[float] = 0.5, members: int = 2, combine: str = "combonet",
              base_options: dict | None = None, meta_hidden: int | None = None) -> Ensemble:
     """N slim copies of a base model (width α each) combined by soft voting, stacking or ComboNet."""
     widths = _check(base, width, members, combine, base_options, meta_hidden)

@@ -18,11 +18,11 @@ sc_cnn  The weighted-average stack of Figure 1: ``base`` (the C-CNN: alexnet_fmn
     with its own cross-entropy: the training loss is the sum of the members' losses (disjoint
     parameters, so each gets exactly its own gradient; ``forward_train``). The output is
     log(Σ_i W_i softmax(z_i)), the log of the weighted mean of the members' probabilities.
-    W_1..W_3 are fitted on the validation split after every epoch (``fit_on_validation``, called by
-    the Trainer before it evaluates): W = softmax(a), a minimizing the validation negative
-    log-likelihood of the stacked probabilities (L-BFGS on the three logits a; W >= 0 and
-    Σ W = 1 by construction). The paper says only "the best-weighted average". The weights are
-    logged as ``stack_w1`` .. ``stack_w3`` each epoch.
+    W_1..W_3 are fitted on the validation split after every epoch (``fit_on_validation``: the stack is a
+    FitsOnValidation of harness.models.base, which the Trainer calls before it evaluates): W = softmax(a),
+    a minimizing the validation negative log-likelihood of the stacked probabilities (L-BFGS on the
+    three logits a; W >= 0 and Σ W = 1 by construction). The paper says only "the best-weighted
+    average". The weights are logged as ``stack_w1`` .. ``stack_w3`` each epoch.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .base import FitsOnValidation, OwnLoss
+from .common import init_weights, round_channels
 
 ALEXNET_CHANNELS = (64, 192, 384, 256, 256)
 ALEXNET_HIDDEN = 4096
@@ -42,32 +44,21 @@ SPRINGENBERG_CHANNELS = (96, 192)
 STACK_MEMBERS = ("convpool_cnn", "all_cnn")  # beside the base C-CNN
 
 
-def _width(width) -> float:
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+def _width(width: float) -> float:  # ranges only: the builders' annotations type their options
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (channel multiplier)")
     return float(width)
 
 
-def _dropout(dropout) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+def _dropout(dropout: float) -> float:
+    if not 0 <= dropout < 1:
         raise ConfigError("model.dropout", dropout, "a probability in [0, 1)")
     return float(dropout)
-
-
-def _scale(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, batch_norm: bool = True) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not batch_norm),
             *([nn.BatchNorm2d(cout)] if batch_norm else []), nn.ReLU(inplace=True)]
-
-
-def _init(model: nn.Module) -> nn.Module:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return model
 
 
 @MODELS.register("alexnet_fmnist", family="zheng")
@@ -77,8 +68,8 @@ def alexnet_fmnist(num_classes: int = 10, in_channels: int = 1, image_size: int 
     width, dropout = _width(width), _dropout(dropout)
     if image_size < 8:
         raise ConfigError("model.image_size", image_size, "an integer >= 8 (three 2x2 max-pools)")
-    c = [_scale(ch, width) for ch in ALEXNET_CHANNELS]
-    hidden = _scale(ALEXNET_HIDDEN, width)
+    c = [round_channels(ch, width) for ch in ALEXNET_CHANNELS]
+    hidden = round_channels(ALEXNET_HIDDEN, width)
     drop = [nn.Dropout(dropout)] if dropout else []
     layers: list[nn.Module] = [*_conv_bn_relu(in_channels, c[0], 5), *drop, nn.MaxPool2d(2),
                                *_conv_bn_relu(c[0], c[1], 3), *drop, nn.MaxPool2d(2)]
@@ -88,15 +79,13 @@ def alexnet_fmnist(num_classes: int = 10, in_channels: int = 1, image_size: int 
     side = image_size // 8
     classifier = nn.Sequential(nn.Flatten(), nn.Linear(c[4] * side * side, hidden), nn.ReLU(inplace=True), *drop,
                                nn.Linear(hidden, hidden), nn.ReLU(inplace=True), *drop, nn.Linear(hidden, num_classes))
-    return _init(nn.Sequential(nn.Sequential(*layers), classifier))
+    return init_weights(nn.Sequential(nn.Sequential(*layers), classifier))
 
 
 def _springenberg(all_conv: bool, num_classes: int, in_channels: int, width: float, dropout: float,
                   batch_norm: bool) -> nn.Module:
     width, dropout = _width(width), _dropout(dropout)
-    if not isinstance(batch_norm, bool):
-        raise ConfigError("model.batch_norm", batch_norm, "true or false")
-    a, b = (_scale(ch, width) for ch in SPRINGENBERG_CHANNELS)
+    a, b = (round_channels(ch, width) for ch in SPRINGENBERG_CHANNELS)
     drop = [nn.Dropout(dropout)] if dropout else []
 
     def down(channels: int) -> list[nn.Module]:
@@ -108,7 +97,7 @@ def _springenberg(all_conv: bool, num_classes: int, in_channels: int, width: flo
     layers += ([] if all_conv else _conv_bn_relu(b, b, 3, 1, batch_norm)) + down(b) + drop
     layers += _conv_bn_relu(b, b, 3, 1, batch_norm) + _conv_bn_relu(b, b, 1, 1, batch_norm)
     layers += [nn.Conv2d(b, num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return _init(nn.Sequential(*layers))
+    return init_weights(nn.Sequential(*layers))
 
 
 @MODELS.register("convpool_cnn", family="zheng")
@@ -144,7 +133,7 @@ def fit_stack_weights(member_probs: torch.Tensor, labels: torch.Tensor, iteratio
     return torch.softmax(logits.detach(), 0).float()
 
 
-class StackedCNN(nn.Module):
+class StackedCNN(OwnLoss, FitsOnValidation, nn.Module):
     """Figure 1: members' softmax outputs averaged with weights W fitted on the validation split."""
 
     def __init__(self, members: list[nn.Module]):
@@ -192,8 +181,6 @@ def _check_sc_cnn(base: str = "alexnet_fmnist", base_options: dict | None = None
     if base not in MODELS or base == "sc_cnn":
         raise ConfigError("model.base", base, "a registered model other than sc_cnn (alexnet_fmnist, vgg16, resnet32, ...)")
     for key, value in (("base_options", base_options), ("member_options", member_options)):
-        if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"model.{key}", value, "a mapping of model options")
         for reserved in ("num_classes", "in_channels", "image_size", "conv", "conv_options", "width"):
             if reserved in (value or {}):
                 raise ConfigError(f"model.{key}.{reserved}", value[reserved],
