@@ -105,24 +105,23 @@ def child_trainer(sweep: Path) -> dict:
     stamps["imported"] = time.time()
     trainer = Trainer(RunConfig.from_dict(yaml.safe_load(sweep.read_text())["base"]))
     stamps["setup_done"] = time.time()
-    results = trainer.run()
+    results = trainer.run().merged()  # harness.runner.Result: last epoch's metrics and the final ones
     stamps["trained"] = time.time()
     return {"stamps": stamps, "final_test_acc": results["test_acc"]}
 
 
 def child_harness(sweep: Path, store: str, storage: Path) -> dict:
+    # ray, mlflow and torch are imported where the run needs them (the driver's checks, while Ray
+    # starts, after it), not here: importing them first would move their cost out of the timeline
     stamps = {"process_start": time.time()}
     from harness import cli, sweep as sweep_module
-
-    import mlflow  # noqa: F401  (imported by the run anyway; counted with the imports)
-    import ray  # noqa: F401
 
     stamps["imported"] = time.time()
     init_ray = sweep_module.init_ray
 
-    def timed_init_ray(address):
+    def timed_init_ray(address, **kwargs):
         stamps["ray_init_start"] = time.time()
-        init_ray(address)
+        init_ray(address, **kwargs)
         stamps["ray_init_end"] = time.time()
 
     sweep_module.init_ray = timed_init_ray  # run_sweep looks it up in its module at call time
@@ -223,7 +222,7 @@ def main(argv=None) -> dict:
     s = harness["stamps"]
     # the harness process's time line (seconds), from its own process start to its exit
     where = {
-        "imports_s": s["imported"] - s["process_start"],
+        "imports_s": s["imported"] - s["process_start"],  # the CLI and harness.sweep; torch, ray, mlflow come later
         "driver_checks_s": s["ray_init_start"] - s["main_start"],
         "ray_start_s": s["ray_init_end"] - s["ray_init_start"],
         "tune_until_trial_run_s": trial["run_start"] - s["ray_init_end"],
@@ -231,6 +230,10 @@ def main(argv=None) -> dict:
         "tune_after_trial_s": s["main_end"] - trial["run_end"],
         "exit_s": harness_wall - (s["main_end"] - s["process_start"]),
     }
+    # issue 12's two figures: process start to ray.init (target <= 2 s) and the whole fixed cost,
+    # harness minus bare wall time as section 2 of RESULTS.md counts it (target <= 8.5 s, half of 17 s)
+    before_ray_init = s["ray_init_start"] - s["process_start"]
+    outside_trial = harness_wall - trial["run_wall_s"]
 
     def plain_timeline(child: dict, wall: float) -> dict:
         st = child["stamps"]
@@ -242,6 +245,7 @@ def main(argv=None) -> dict:
     return emit("harness_over_bare_wall_ratio", round(ratio, 3), 1.05, "lower",
                 harness_wall_s=round(harness_wall, 2), bare_wall_s=[round(bare1_wall, 2), round(bare2_wall, 2)],
                 extra_s=round(harness_wall - bare_wall, 2), store_create_s_untimed=round(store_create_s, 2),
+                before_ray_init_s=round(before_ray_init, 2), harness_outside_trial_run_s=round(outside_trial, 2),
                 harness_timeline_s={k: round(v, 2) for k, v in where.items()},
                 bare_timeline_s={k: round(v, 2) for k, v in plain_timeline(bare1, bare1_wall).items()},
                 trainer_wall_s=round(trainer_wall, 2),

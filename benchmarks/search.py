@@ -2,7 +2,7 @@
 
 Runs the ``cross_paper_pareto`` sweep's ``quick`` profile (Fashion-MNIST; random search with a fixed
 seed, so both runs draw the same samples) twice in this one process through
-``harness.sweep.run_search``, into one temporary SQLite store (one MLflow experiment; the two
+``harness.search_run.run_search``, into one temporary SQLite store (one MLflow experiment; the two
 searches are told apart by their parent runs): first as the sweep file says (ASHA, grace period 1,
 reduction factor 2), then the same plan with ``search.scheduler`` replaced by ``{name: none}`` (a
 copy of the sweep's search block through ``harness.search.parse_search``; the sweep file is not
@@ -110,7 +110,7 @@ def run_one(sweep, profile: str, plan, store: str, storage: Path, cpus_per_trial
     from ray.tune.schedulers import FIFOScheduler
     from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler
 
-    from harness import sweep as sweep_module
+    from harness import search_run as sweep_module
     from harness.searchers import FeasibleSearch
 
     timers = Timers()

@@ -76,7 +76,8 @@ def _sets(args) -> list[str]:
 
 def _run_sweep(args):
     from . import catalog
-    from .sweep import run_search, run_sweep
+    from .search_run import run_search
+    from .sweep import run_sweep
 
     sweep, artifacts = catalog.resolve(args.target)
     for a in sweep.artifacts:  # a report that does not exist fails now, not after the sweep

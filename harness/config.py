@@ -3,6 +3,9 @@
 A trial's config flows one way (after nanoGPT's ``GPTConfig``): a sweep file or the command line
 gives a nested dict, ``RunConfig.from_dict`` checks every key, type and range and raises
 ``ConfigError`` naming the key, the value and what would be valid, before any work starts.
+This module is a leaf (it imports the registry and the errors only, and fills no registry that
+needs torch): what needs the built model or method, their options included, is checked by
+``harness.checks.check_config``, which every driver path runs next.
 Overrides are applied to the dict, never evaluated (``yaml.safe_load`` parses a value).
 The resolved config is logged whole and hashed into ``config_digest``.
 """
@@ -15,12 +18,12 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Optional, Tuple
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, coerce
+from .registry import DATASETS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet20"
-    options: dict = field(default_factory=dict)  # passed to harness.models.build, checked there
+    options: dict = field(default_factory=dict)  # passed to harness.models.build, checked by harness.checks
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class MethodConfig:
     """What changes training between epochs (harness.methods.base): pruning, dynamic batch size, ..."""
 
     name: str = "none"  # a method registered with kind="train"; none = plain training
-    options: dict = field(default_factory=dict)  # passed to the method's class, checked there
+    options: dict = field(default_factory=dict)  # passed to the method's class, checked by harness.checks
 
 
 @dataclass(frozen=True)
@@ -115,73 +118,6 @@ def _plain(x):
     return x
 
 
-def _number(key: str, value, kind: type):
-    """Accept ints for floats and 'p/q' fractions (gamma = 1/3); reject text, bools and non-finite
-    floats (no setting of a trial means infinity: ``.inf`` or ``1e400`` is a typo)."""
-    what = "an int" if kind is int else "a finite number"
-    if isinstance(value, bool):
-        raise ConfigError(key, value, f"{what}, not a boolean")
-    if kind is float and isinstance(value, (str, int, float)):
-        try:
-            number = float(Fraction(value.strip())) if isinstance(value, str) else float(value)
-        except (ValueError, ZeroDivisionError):
-            raise ConfigError(key, value, "a number (or a fraction such as 1/3)") from None
-        except OverflowError:
-            raise ConfigError(key, value, "a finite number (this one overflows a float)") from None
-        if not math.isfinite(number):
-            raise ConfigError(key, value, "a finite number")
-        return number
-    if kind is int and isinstance(value, int):
-        return value
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ConfigError(key, value, what)
-
-
-def _coerce(key: str, value, hint):
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union:  # Optional[X]
-        if value is None:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner)
-    if origin in (tuple, Tuple):
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
-    if hint in (int, float):
-        return _number(key, value, hint)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, value, "true or false")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, value, "a string")
-        return value
-    if hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, value, "a mapping of options")
-        _plain_data(key, value)
-        return dict(value)
-    raise TypeError(f"unsupported config type {hint} for {key}")
-
-
-def _plain_data(key: str, value) -> None:
-    """Options are logged and hashed as JSON: YAML's dates, sets and bytes are not values here."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigError(f"{key}.{k}", v, "an option named by a string")
-            _plain_data(f"{key}.{k}", v)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _plain_data(f"{key}[{i}]", v)
-    elif not (value is None or isinstance(value, (str, int, float, bool))):
-        raise ConfigError(key, value, "a number, string, boolean, list or mapping")
-
-
 def _build(cls, d: dict, prefix: str):
     if not isinstance(d, dict):
         raise ConfigError(prefix.rstrip(".") or "config", d, "a mapping")
@@ -199,7 +135,7 @@ def _build(cls, d: dict, prefix: str):
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, d[name], prefix + name + ".")
         else:
-            kwargs[name] = _coerce(prefix + name, d[name], hint)
+            kwargs[name] = coerce(prefix + name, d[name], hint)
     return cls(**kwargs)
 
 
@@ -214,15 +150,15 @@ SEED_LIMIT = 2**64  # torch.manual_seed's range; numpy's SeedSequence refuses ne
 EPOCH_LIMIT, PIXEL_LIMIT, THREAD_LIMIT = 100_000, 4096, 1024
 
 
+# the samplers harness.methods.sampling registers (kind="sampler"); tests/test_checks.py holds them equal
+SAMPLERS = ("flat", "full", "three_stage")
+
+
 def validate(cfg: RunConfig) -> None:
     """Range checks that need no data, model or Ray: everything a typo can break. Sizes are checked
-    against the dataset's registered official splits (``data.nominal_size``); a smaller copy on disk
-    is found when a trial reads it."""
-    from .registry import DATASETS, SCHEDULES
-    from . import data as _data  # (registers the datasets)
-    from . import schedules as _schedules  # noqa: F401  (registers the schedules)
-    from .methods import sampling
-
+    against the dataset's registered official splits (``nominal_size`` in harness.data.specs); a
+    smaller copy on disk is found when a trial reads it. Dataset and schedule names are looked up in
+    registries whose modules import no torch."""
     d, t, s = cfg.data, cfg.train, cfg.sampler
     _check("data.dataset", d.dataset, d.dataset in DATASETS, "one of " + ", ".join(DATASETS.names()))
     _check("data.val_size", d.val_size, d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()),
@@ -235,11 +171,11 @@ def validate(cfg: RunConfig) -> None:
     _check("data.crop_padding", d.crop_padding, d.crop_padding is None or 0 <= d.crop_padding <= PIXEL_LIMIT,
            f"an integer in [0, {PIXEL_LIMIT}] (pixels per side) or null (the dataset's default)")
     _check("data.split_seed", d.split_seed, 0 <= d.split_seed < SEED_LIMIT, "an integer in [0, 2**64)")
-    train_size, classes = _data.nominal_size(d.dataset)
-    if classes is not None:
+    meta = DATASETS.meta(d.dataset)
+    train_size, classes = meta["train_size"], meta["shape"][2]
+    if train_size is not None:  # None: the folders on disk decide (ImageNet), known when a trial reads them
         _check("data.classes", d.classes, d.classes is None or d.classes <= classes,
                f"at most the {classes} classes of {d.dataset}, or null")
-    if train_size is not None:
         _check("data.val_size", d.val_size, _held_out(d, train_size) < train_size,
                f"fewer than the {train_size} samples in the training split of {d.dataset}")
     _check("train.epochs", t.epochs, 0 < t.epochs <= EPOCH_LIMIT, f"an integer > 0 (at most {EPOCH_LIMIT})")
@@ -260,24 +196,18 @@ def validate(cfg: RunConfig) -> None:
     _check("train.threads", t.threads, t.threads is None or 0 < t.threads <= THREAD_LIMIT,
            f"an integer in [1, {THREAD_LIMIT}] or null")
     # every sampler setting is range-checked, also those its sampler ignores: a typo is never silent
+    _check("sampler.name", s.name, s.name in SAMPLERS, "one of " + ", ".join(SAMPLERS))
     _check("sampler.alpha", list(s.alpha), all(0 < a <= 1 for a in s.alpha), "sampling ratios in (0, 1]")
+    _check("sampler.alpha", list(s.alpha), len(s.alpha) == 1 or s.name != "flat", "one ratio for the flat sampler")
+    _check("sampler.alpha", list(s.alpha), len(s.alpha) == 3 or s.name != "three_stage",
+           "three ratios (alpha_1, alpha_21, alpha_3)")
     _check("sampler.gamma", list(s.gamma), len(s.gamma) == 3 and all(g >= 0 for g in s.gamma)
            and abs(sum(s.gamma) - 1) <= 1e-6, "three fractions >= 0 that sum to 1")
     _check("sampler.se", s.se, 0 < s.se <= 1, "a squeeze ratio in (0, 1]")
     _check("sampler.internal", s.internal, 1 <= s.internal <= EPOCH_LIMIT, f"an integer in [1, {EPOCH_LIMIT}]")
-    sampling.schedule_from_config(s, t.epochs)  # raises ConfigError on a bad alpha, gamma, se
-    from . import models
-
     for key in ("num_classes", "in_channels", "image_size"):
         _check(f"model.options.{key}", cfg.model.options.get(key), key not in cfg.model.options,
                "unset: the dataset decides it (data.image_size resizes)")
-    try:
-        models.check_options(cfg.model.name, cfg.model.options)
-    except ConfigError as e:
-        raise option_key(e) from None
-    from .methods import base
-
-    base.build_method(cfg.method.name, cfg.method.options)  # a bad option fails here, before Ray starts
 
 
 def _held_out(d: DataConfig, train_size: int) -> int:

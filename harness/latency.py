@@ -3,6 +3,7 @@
 ``measure_latency(model, input_shape, batch_size)`` returns
   latency_s       median wall time of one forward pass of ``batch_size`` images (seconds)
   latency_mean_s, latency_std_s    mean and standard deviation over the timed repeats (ddof 1)
+  latency_min_s, latency_max_s     the fastest and the slowest timed repeat
   per_image_s     latency_s / batch_size
   repeats, warmup, batch_size, input, device, threads    how it was measured
 What the timer includes: one ``model(x)`` in eval mode under ``torch.inference_mode`` on an
@@ -38,13 +39,14 @@ def device_name(device: torch.device) -> str:
 def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], batch_size: int = 1,
                     repeats: int = 10, warmup: int = 2, threads: int | None = None) -> dict:
     """Time ``repeats`` forward passes of a ``batch_size`` x ``input_shape`` batch (see module doc)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    # ranges only: every caller passes a method's options, typed by their annotations before Ray starts
+    if batch_size < 1:
         raise ConfigError("batch_size", batch_size, "a positive integer")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+    if repeats < 1:
         raise ConfigError("repeats", repeats, "a positive integer")
     if len(input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in input_shape):
         raise ConfigError("input", input_shape, "(C, H, W) with positive integers")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and threads < 1:
         raise ConfigError("threads", threads, "a positive integer or None (torch's current setting)")
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
@@ -79,5 +81,6 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], batch_s
     median = statistics.median(times)
     return {"latency_s": median, "latency_mean_s": statistics.fmean(times),
             "latency_std_s": statistics.stdev(times) if len(times) > 1 else 0.0,
+            "latency_min_s": min(times), "latency_max_s": max(times),
             "per_image_s": median / batch_size, "repeats": repeats, "warmup": warmup, "batch_size": batch_size,
             "input": "x".join(map(str, input_shape)), "device": device_text, "threads": used_threads}

@@ -31,7 +31,6 @@ import re
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
 
@@ -83,6 +82,8 @@ def profile(model: nn.Module, input_shape: tuple[int, int, int], by_layer: bool 
 
     hooks = [module.register_forward_hook(record(fqn, op_counts)) for fqn, module in model.named_modules()
              if (op_counts := _op_counts(module)) is not None]
+    from torch.utils.flop_counter import FlopCounterMode  # here: it imports triton (0.1-0.2 s), which no check needs
+
     was_training = model.training
     model.eval()
     try:
@@ -161,7 +162,22 @@ def profile_model(name: str, options: dict, input_shape: tuple[int, int, int] | 
     (image_size is the smaller side); without ``input_shape`` the input is
     in_channels x image_size x image_size from the options or the model's defaults.
     """
-    from .models import build, describe
+    from .models import build
+
+    options, input_shape = input_options(name, options, input_shape)
+    try:  # counted on the meta device: shapes only, no weights allocated or initialized (VGG-19: 0.1 s, not 2 s)
+        with torch.device("meta"):
+            model = build(name, **options)
+        return profile(model, input_shape, by_layer=by_layer)
+    except ConfigError:
+        raise
+    except (NotImplementedError, RuntimeError):  # a layer that needs real values: count it for real
+        return profile(build(name, **options), input_shape, by_layer=by_layer)
+
+
+def input_options(name: str, options: dict, input_shape: tuple[int, int, int] | None) -> tuple[dict, tuple]:
+    """(the builder's options, the input shape) as ``profile_model`` reads them."""
+    from .models import describe
 
     options = dict(options or {})
     if input_shape is None:
@@ -178,11 +194,4 @@ def profile_model(name: str, options: dict, input_shape: tuple[int, int, int] | 
         if options["in_channels"] != input_shape[0]:
             raise ConfigError("model.in_channels", options["in_channels"],
                               f"{input_shape[0]}, the channels of input {_format_input(input_shape)}")
-    try:  # counted on the meta device: shapes only, no weights allocated or initialized (VGG-19: 0.1 s, not 2 s)
-        with torch.device("meta"):
-            model = build(name, **options)
-        return profile(model, input_shape, by_layer=by_layer)
-    except ConfigError:
-        raise
-    except (NotImplementedError, RuntimeError):  # a layer that needs real values: count it for real
-        return profile(build(name, **options), input_shape, by_layer=by_layer)
+    return options, input_shape

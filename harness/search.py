@@ -22,7 +22,7 @@ mapping (``method: {name: prune, ...}`` drops the base's method options). Grid `
 search run every sampled configuration once per axis point (seeds, say); the searcher is told the
 mean of each objective over the points.
 
-Every sampled configuration is resolved, checked (``RunConfig.from_dict``, which builds the model on
+Every sampled configuration is resolved, checked (``harness.checks.checked``, which builds the model on
 the meta device for layer-dependent options) and, with constraints, counted on the meta device in
 the driver before it gets a worker. One that fails is infeasible: recorded as an MLflow run with tag
 ``infeasible=true``, its reason and counts, and no epochs, and told to the searcher as failed.
@@ -86,6 +86,8 @@ def _is_dist(value) -> bool:
 
 
 def _number(key: str, value, integer: bool = False):
+    # the search block is raw YAML with no annotation for the typed option check (harness.errors) to
+    # read, and its numbers keep their written type (an int bound stays an int): so checked here
     if isinstance(value, str):  # PyYAML reads 2.0e7 (no sign in the exponent) as text
         try:
             value = float(value)
@@ -154,7 +156,7 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
     if not isinstance(space_raw, dict) or not space_raw:
         raise ConfigError(f"{where}.space", space_raw, "a non-empty mapping of dotted config keys to distributions")
     space = {k: parse_dist(f"{where}.space.{k}", v) for k, v in space_raw.items()}
-    num_samples = raw.get("num_samples", 10)
+    num_samples = raw.get("num_samples", 10)  # raw YAML, typed here (see _number)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"{where}.num_samples", num_samples, "an integer >= 1")
     algorithm = raw.get("algorithm", "random")

@@ -1,7 +1,9 @@
 """Run a sweep's cells as Ray Tune trials, each logging its own MLflow run; return a summary.
 
 Ray runs in-process on this machine by default (``ray.init`` with the machine's CPUs), or joins a
-cluster given ``address``. Every cell is checked and the tracking store reached before Ray starts.
+cluster given ``address``. Every cell's options are checked, and the store's path or server, before
+Ray starts; the checks that take seconds and find no bad option (each model run on the meta device,
+the store opened) run while Ray starts, and one that fails shuts Ray down before any trial.
 
 Failures, from small to large:
   * a trial that raises is recorded FAILED (with its reason) in MLflow and by Tune; the sweep goes on;
@@ -14,23 +16,22 @@ Failures, from small to large:
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import math
 import os
 import platform
-import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import tracking
+from . import checks, tracking
 from .catalog import Cell, Sweep
+from .checks import SQLITE_TESTED_CONCURRENCY, _check_address, _check_models, _check_resources, _check_run_args  # noqa: F401
 from .errors import ConfigError, writable_folder
-
-CHECKPOINT_FILE = "trainer.pt"
-SQLITE_TESTED_CONCURRENCY = 8  # trials writing one SQLite store at once without loss (tests/test_cluster.py)
+from .trial import _cell_of, _trial  # noqa: F401  (the trainable; harness.search_run imports it from here)
 
 
 def results_root() -> Path:
@@ -75,93 +76,6 @@ class SweepSummary:
         return self.not_started > 0 or any(t.status == "KILLED" for t in self.trials)
 
 
-def _cell_of(param: dict) -> tuple[dict, dict]:
-    """(the trial's cell, its tags): a grid trial carries its cell; a search trial its plan, its
-    sampled values and its axis point, resolved here as the driver's gate resolved them."""
-    if "cell" in param:
-        return param["cell"], {}
-    import json
-
-    from .catalog import SearchPlan
-    from .search import decode
-
-    plan = SearchPlan.from_payload(param["plan"])
-    values = decode(plan.spec, param["sample"])
-    cell = plan.cell(values, param["sample_id"], param["point"])
-    payload = {"row": cell.row, "name": plan.name(param["sample_id"], param["point"]), "config": cell.config,
-               "digest": cell.digest}
-    return payload, {"sample_id": param["sample_id"], "sample": json.dumps(values, sort_keys=True, default=str)[:5000]}
-
-
-def _trial(param: dict) -> None:
-    """The Tune function trainable: one cell, one MLflow run, one report and checkpoint per epoch."""
-    import ray
-    import torch
-    from ray import tune
-
-    from .config import RunConfig
-    from .train import build_trainer
-
-    ctx = param["ctx"]
-    cell, sample_tags = _cell_of(param)
-    trial_id = tune.get_context().get_trial_id()
-    cfg = RunConfig.from_dict(cell["config"])
-    tags = {**ctx["tags"], **sample_tags, "row": cell["row"], "config_digest": cell["digest"], "trial_id": trial_id,
-            "dataset": cfg.data.dataset, "seed": cfg.train.seed,
-            "ray_node_id": ray.get_runtime_context().get_node_id(), "worker": f"{platform.node()}:{os.getpid()}"}
-    if ctx.get("parent_run_id"):
-        tags["mlflow.parentRunId"] = ctx["parent_run_id"]
-    run = tracking.TrialRun(ctx["tracking_uri"], ctx["experiment_id"], cell["name"], cell["config"], tags)
-    planned = {"epoch": cfg.train.epochs, "planned_epochs": cfg.train.epochs, "mlflow_run_id": run.run_id}
-    if run.finished_metrics is not None:
-        tune.report({**run.finished_metrics, **planned})
-        return
-    try:
-        trainer = build_trainer(cfg, threads=ctx["threads"])  # the Trainer, or an experiment's runner
-        history: dict = {}
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-            trainer.load_state_dict(saved["trainer"])
-            history = saved["history"]
-            for epoch in sorted(history):  # epochs checkpointed but not yet in MLflow when the worker died
-                run.log_epoch(epoch, history[epoch])
-        counts = trainer.counts_summary()
-
-        overhead = {"checkpoint_total_s": 0.0, "log_total_s": 0.0}  # where a trial's time goes besides training
-
-        def on_epoch(epoch: int, metrics: dict, _trainer) -> None:
-            history[epoch] = metrics
-            # MLflow first: Tune may end the trial inside report (an early-stopping scheduler's
-            # decision), and the epoch it was decided on must be in the run.
-            start = time.perf_counter()
-            run.log_epoch(epoch, metrics)
-            logged = time.perf_counter()
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save({"trainer": trainer.state_dict(), "history": history}, Path(folder) / CHECKPOINT_FILE)
-                tune.report({**metrics, **counts, **planned, "epoch": epoch},
-                            checkpoint=tune.Checkpoint.from_directory(folder))
-            overhead["log_total_s"] += logged - start
-            overhead["checkpoint_total_s"] += time.perf_counter() - logged
-
-        results = trainer.run(on_epoch)
-        run.log_final({**results, **overhead}, keys=getattr(trainer, "final_keys", ()))
-        if cfg.train.save_model:
-            run.log_torch(trainer.saved_model(), "model.pt")
-    except SystemExit:
-        # Tune ended the trial inside tune.report: a scheduler's stop or pause, or the sweep being
-        # stopped. Only the driver knows which, and it records the run's status (run_sweep).
-        raise
-    except KeyboardInterrupt:
-        run.finish("KILLED", "interrupted")
-        raise
-    except BaseException as e:
-        run.finish("FAILED", f"{type(e).__name__}: {e}")
-        raise
-    run.finish("FINISHED")
-
-
 def _progress(total: int, describe=None):
     """A Tune callback printing one line per trial start, finish and failure, with a done counter;
     ``describe(trial)`` adds the trial's sampled values to its start line (searches)."""
@@ -198,24 +112,6 @@ def _progress(total: int, describe=None):
     return Progress()
 
 
-def _stop_recorder(uri: str):
-    """A Tune callback closing, as soon as Tune ends it, the run of a trial a scheduler stopped inside
-    its report (the trial itself never gets control back), so the UI shows it FINISHED with
-    ``stopped_early`` while the search goes on; ``_collect`` does the same for any it missed."""
-    from ray.tune import Callback
-
-    class StopRecorder(Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            last = trial.last_result or {}
-            run_id = last.get("mlflow_run_id")
-            # done: the scheduler's STOP (an interrupted sweep's trials end without it)
-            if run_id and last.get("done") and last.get("epoch", 0) < last.get("planned_epochs", 0) \
-                    and tracking.run_status(uri, run_id) == "RUNNING":
-                tracking.finish_stopped_early(uri, run_id, last, True)
-
-    return StopRecorder()
-
-
 def init_ray(address: Optional[str], log_to_driver: bool = True) -> None:
     """In-process Ray on this machine, or join ``address``. ``log_to_driver=False`` keeps the
     workers' own output (Tune's per-checkpoint lines, say) off the console: --verbose shows it."""
@@ -233,6 +129,10 @@ def init_ray(address: Optional[str], log_to_driver: bool = True) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
+    # At exit the cyclic collector's last passes walk every object torch, Ray, Tune and MLflow made
+    # (1.2 s of each `harness run`'s exit here); frozen first, they are skipped. Nothing waits on
+    # them: MLflow commits each call, Tune closes its files, the process returns the memory.
+    atexit.register(gc.freeze)
 
 
 LAUNCH_FILE = "harness-launch.json"  # in each Tune experiment folder: the sweep, profile and store it writes to
@@ -263,127 +163,33 @@ def _storage(storage_path: Optional[str], *run_args) -> Path:
     return storage
 
 
-def _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures) -> None:
-    if not (isinstance(cpus_per_trial, (int, float)) and math.isfinite(cpus_per_trial) and cpus_per_trial > 0):
-        raise ConfigError("--cpus-per-trial", cpus_per_trial, "a number > 0")
-    if not (isinstance(gpus_per_trial, (int, float)) and math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
-        raise ConfigError("--gpus-per-trial", gpus_per_trial, "a number >= 0")
-    if max_concurrent is not None and max_concurrent <= 0:
-        raise ConfigError("--max-concurrent", max_concurrent, "an integer > 0")
-    if max_failures < 0:
-        raise ConfigError("--max-failures", max_failures, "an integer >= 0")
+def _preflight(*args, **kwargs) -> str:
+    """harness.checks._preflight, joining a cluster through this module's ``init_ray`` (tests replace it)."""
+    verbose = kwargs.get("verbose", False)
+    return checks._preflight(*args, connect=lambda: init_ray(_address_of(args, kwargs), log_to_driver=verbose),
+                             **kwargs)
 
 
-def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], address: Optional[str],
-               cpus_per_trial: float, max_concurrent: Optional[int], gpus_per_trial: float = 0,
-               wait_for_resources: bool = False, check_models: bool = True, verbose: bool = False) -> str:
-    """Datasets on disk, models that build, resources that exist and the store reachable, before any
-    trial is queued (and, on this machine, before Ray starts); returns the store's URI."""
-    from . import data
-    from .methods.base import Experiment, build_method
-
-    def method_of(config):
-        return build_method(config["method"]["name"], config["method"]["options"])
-
-    _check_address(address)
-    for name, root, download in {(c["data"]["dataset"], c["data"]["data_root"], c["data"]["download"])
-                                 for c in configs if getattr(method_of(c), "uses_dataset", True)}:
-        if root is not None and not download and not Path(root).expanduser().is_dir():
-            raise ConfigError("data.data_root", root, "an existing folder (searched first for the dataset), or null")
-        if download and not data.downloadable(name):
-            raise ConfigError("data.download", True, f"false: {name} cannot be downloaded")
-        if not download:
-            data.locate(name, root)  # DatasetNotFound before Ray starts, naming every place searched
-    if check_models:  # a search's samples are gated one by one instead (an infeasible one is recorded)
-        _check_models([c for c in configs if not isinstance(method_of(c), Experiment)])
-    _check_resources(configs, address, cpus_per_trial, gpus_per_trial, wait_for_resources, verbose)
-    uri = tracking.resolve_uri(tracking_uri)
-    tracking.check_reachable(uri)
-    if uri.startswith("sqlite:"):
-        parallel = min(n_trials, max_concurrent or n_trials, int((os.cpu_count() or 1) / cpus_per_trial))
-        if address:
-            print("warning: a SQLite store is one file on this machine; trials on other nodes cannot write to "
-                  "it. Use an MLflow server (--tracking-uri http://...), see README 'A Ray cluster'.", flush=True)
-        elif parallel > SQLITE_TESTED_CONCURRENCY:
-            print(f"warning: up to {parallel} trials may write to SQLite at once; it is tested up to "
-                  f"{SQLITE_TESTED_CONCURRENCY}. Use --max-concurrent {SQLITE_TESTED_CONCURRENCY} or an MLflow server.",
-                  flush=True)
-    return uri
+def _address_of(args: tuple, kwargs: dict) -> Optional[str]:
+    return args[3] if len(args) > 3 else kwargs.get("address")
 
 
-def _check_address(address: Optional[str]) -> None:
-    """A Ray address nothing answers at fails in seconds, not after Ray's minutes of reconnecting."""
-    if not address or address in ("auto", "local"):
-        return
-    host, _, port = address.rpartition("://")[2].rpartition(":")
-    host = host.strip("[]")  # [::1]:6379
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("--address", address, "host:port of a Ray head (HEAD:6379), ray://host:port or auto")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as e:
-        raise ConfigError("--address", address, f"the address of a running Ray cluster (nothing answers at "
-                                                f"{host}:{port}: {e.strerror or e})") from None
-
-
-def _check_resources(configs: list[dict], address: Optional[str], cpus_per_trial: float, gpus_per_trial: float,
-                     wait: bool, verbose: bool) -> None:
-    """Trials that no node can hold, or that need a GPU where none is, would wait or fail forever:
-    refuse before any is queued. On this machine that needs no Ray; a cluster is asked (``wait``:
-    queue them anyway, for an autoscaling cluster whose nodes join later)."""
+def _start_ray_while(checks_running, address: Optional[str], verbose: bool) -> tuple:
+    """``init_ray`` while ``checks_running`` (harness.checks.while_ray_starts) runs, which mostly
+    waits on Ray's own processes; then (its result, whether this call started Ray). A failed check
+    shuts down the Ray this call started and raises its ConfigError: no trial was queued."""
     import ray
 
-    if address is None and not ray.is_initialized():
-        import torch
-
-        where, nodes = "this machine", [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
-    else:
-        if not ray.is_initialized():
-            init_ray(address, log_to_driver=verbose)
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        where = f"the cluster's {len(nodes)} node(s)"
-    if wait:
-        return
-    have = "; ".join(f"{n.get('CPU', 0):g} CPUs and {n.get('GPU', 0):g} GPUs" for n in nodes) or "none"
-    hint = "; on an autoscaling cluster --wait-for-resources queues the trials until nodes join" if address else ""
-    cpus_ok = any(n.get("CPU", 0) >= cpus_per_trial for n in nodes)
-    gpus_ok = any(n.get("GPU", 0) >= gpus_per_trial for n in nodes)
-    if not (cpus_ok and gpus_ok and any(n.get("CPU", 0) >= cpus_per_trial and n.get("GPU", 0) >= gpus_per_trial
-                                        for n in nodes)):
-        key, value = ("--gpus-per-trial", gpus_per_trial) if not gpus_ok else ("--cpus-per-trial", cpus_per_trial)
-        raise ConfigError(key, value, f"at most what one node has: {where} has {have}{hint}")
-    gpus = max(n.get("GPU", 0) for n in nodes)
-    for device in sorted({c["train"]["device"] for c in configs if c["train"]["device"].startswith("cuda")}):
-        index = int(device.partition(":")[2] or 0)
-        if index >= gpus:
-            raise ConfigError("train.device", device, f"auto or cpu, or a GPU that exists: {where} has {have}{hint}")
-        if address and gpus_per_trial == 0 and any(n.get("GPU", 0) == 0 for n in nodes):
-            raise ConfigError("train.device", device, "auto or cpu with --gpus-per-trial 0: trials may land on "
-                                                      "nodes without a GPU (pass --gpus-per-trial)")
-
-
-def _check_models(configs: list[dict]) -> None:
-    """Every distinct model builds and runs at its dataset's registered input size, counted on the
-    meta device as a trial will count it: a bad option is found here, not in every trial."""
-    from . import data, measure
-    from .config import option_key
-
-    seen = set()
-    for c in configs:
-        d, m = c["data"], c["model"]
-        key = json.dumps([m, d["dataset"], d["image_size"], d["classes"]], sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        shape, classes = data.nominal_shape(d["dataset"], d["image_size"], d["classes"])
-        try:
-            measure.profile_model(m["name"], {**m["options"], "num_classes": classes}, shape)
-        except ConfigError as e:
-            raise option_key(e) from None
-        except Exception as e:  # a shape error deep in the model: name the model and the input
-            raise ConfigError("model", {"name": m["name"], "options": m["options"]},
-                              f"a model that runs on {d['dataset']}'s {'x'.join(map(str, shape))} images "
-                              f"({_reason(e)})") from None
+    started = not ray.is_initialized()
+    try:
+        init_ray(address, log_to_driver=verbose)
+    finally:
+        error = checks_running.exception()  # wait for the checks, whatever init_ray did
+    if error is not None:
+        if started:
+            ray.shutdown()
+        raise error
+    return checks_running.result(), started
 
 
 def _context(sweep: Sweep, profile: str, uri: str, experiment_id: str, cpus_per_trial: float) -> dict:
@@ -435,27 +241,35 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
               resume: bool = False, rerun: bool = False, storage_path: Optional[str] = None,
               verbose: bool = False, wait_for_resources: bool = False) -> SweepSummary:
     """Launch every cell as a trial (or resume the last launch) and wait for all of them."""
-    from ray import tune
-
     storage = _storage(storage_path, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
     if resume:  # refuse before anything changes, the other store included
         _latest_experiment(sweep, profile, storage, tracking.resolve_uri(tracking_uri))
-    uri = _preflight([c.config for c in cells], len(cells), tracking_uri, address, cpus_per_trial, max_concurrent,
-                     gpus_per_trial, wait_for_resources, verbose=verbose)
-    experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
-    tracking.close_orphans(uri, experiment_id)
-    skipped = []
-    if not resume and not rerun:
-        done = tracking.recorded_digests(uri, experiment_id)
-        skipped = [c for c in cells if c.digest in done]
-        cells = [c for c in cells if c.digest not in done]
+    configs = [c.config for c in cells]
+    uri = _preflight(configs, len(cells), tracking_uri, address, cpus_per_trial, max_concurrent, gpus_per_trial,
+                     wait_for_resources, verbose=verbose)
+
+    def open_experiment():  # once the models pass, while Ray starts: a failing model records nothing
+        experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper,
+                                                                     "sweep_file": sweep.path.name})
+        tracking.close_orphans(uri, experiment_id)
+        done = tracking.recorded_digests(uri, experiment_id) if not resume and not rerun else set()
+        return experiment_id, done, _context(sweep, profile, uri, experiment_id, cpus_per_trial)
+
+    start = time.perf_counter()
+    (experiment_id, done, ctx), started = _start_ray_while(checks.while_ray_starts(configs, uri, then=open_experiment),
+                                                           address, verbose)
+    skipped = [c for c in cells if c.digest in done]
+    cells = [c for c in cells if c.digest not in done]
     summary = SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
                            wall_time_s=0.0, skipped=[c.name for c in skipped])
-    if not cells and not resume:
+    if not cells and not resume:  # every cell recorded already: the store alone could tell, after Ray started
+        if started:
+            import ray
+
+            ray.shutdown()
         return summary
-    ctx = _context(sweep, profile, uri, experiment_id, cpus_per_trial)
-    start = time.perf_counter()
-    init_ray(address, log_to_driver=verbose)
+    from ray import tune  # after Ray starts: 0.8 s of imports that no check needs
+
     trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     name, restore_from, launch = _launch(sweep, profile, storage, uri, resume, trials=len(cells))
     if restore_from is not None:
@@ -475,140 +289,6 @@ def run_sweep(sweep: Sweep, profile: str, cells: list[Cell], *, address: Optiona
     _collect(tuner.fit(), summary, uri, experiment_id, early_stopping=False, expected=launch.get("trials"))
     summary.wall_time_s = time.perf_counter() - start
     return summary
-
-
-def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = None, cpus_per_trial: float = 1,
-               gpus_per_trial: float = 0, max_concurrent: Optional[int] = None, tracking_uri: Optional[str] = None,
-               progress: bool = True, max_failures: int = 1, resume: bool = False,
-               storage_path: Optional[str] = None, verbose: bool = False,
-               wait_for_resources: bool = False) -> SweepSummary:
-    """Sample ``plan``'s space with Tune's searcher (and scheduler), one trial per sample and axis
-    point, under one MLflow parent run per launch; or continue the last launch (``resume``)."""
-    from ray import tune
-
-    from . import search, searchers
-
-    storage = _storage(storage_path, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
-    spec = plan.spec
-    corner_configs = [plan.resolve({k: v}, 0).to_dict() for k, v in search.corners(spec)]
-    max_epochs = max(c["train"]["epochs"] for c in corner_configs)
-    scheduler = search.build_scheduler(spec, max_epochs)  # ConfigError before Ray starts
-    if resume:  # refuse before anything changes, the other store included
-        _latest_experiment(sweep, profile, storage, tracking.resolve_uri(tracking_uri))
-    uri = _preflight(corner_configs, spec.num_samples * len(plan.points), tracking_uri, address, cpus_per_trial,
-                     max_concurrent, gpus_per_trial, wait_for_resources, check_models=False, verbose=verbose)
-    experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper, "sweep_file": sweep.path.name})
-    tracking.close_orphans(uri, experiment_id)
-    ctx = _context(sweep, profile, uri, experiment_id, cpus_per_trial)
-    summary = SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
-                           wall_time_s=0.0, extra_metrics=tuple(spec.objectives))
-    start = time.perf_counter()
-    if resume:
-        name, restore_from, launch = _launch(sweep, profile, storage, uri, resume=True)
-        parent = launch["parent_run_id"]
-        tracking.reopen(uri, parent)
-    else:
-        name = f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-        params = {"search.space": json.dumps(spec.raw.get("space"), default=str), "search.algorithm": spec.algorithm,
-                  "search.seed": spec.seed, "search.num_samples": spec.num_samples,
-                  "search.objectives": json.dumps(spec.objectives), "search.scheduler": json.dumps(spec.scheduler),
-                  "search.constraints": json.dumps(spec.constraints, default=str),
-                  "search.axes": json.dumps(plan.axes, default=str)}
-        parent = tracking.start_parent(uri, experiment_id, f"search-{name}", {**ctx["tags"], "tune_experiment": name},
-                                       params)
-        name, restore_from, launch = _launch(sweep, profile, storage, uri, resume=False, parent_run_id=parent)
-    ctx["parent_run_id"] = parent
-    init_ray(address, log_to_driver=verbose)
-    trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    callbacks = [_progress(spec.num_samples * len(plan.points), lambda t: _describe(plan, t))] if progress else []
-    if scheduler is not None:
-        callbacks.append(_stop_recorder(uri))
-    try:
-        if restore_from is not None:
-            tuner = tune.Tuner.restore(str(restore_from), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            search_alg, num_samples = searchers.build_search_alg(plan, ctx, max_concurrent)
-            param_space = {"plan": plan.payload(), "sample": search.domains(spec), "ctx": ctx}
-            if spec.algorithm == "random" and len(plan.points) > 1:
-                param_space["point"] = tune.grid_search(list(range(len(plan.points))))
-            tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                                            reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
-                run_config=_tune_configs(name, storage, max_failures, callbacks, verbose))
-        _collect(tuner.fit(), summary, uri, experiment_id, early_stopping=scheduler is not None)
-    except BaseException:
-        tracking.end_run(uri, parent, "KILLED", "the search's driver stopped with an error")
-        raise
-    runs = tracking.children(uri, experiment_id, parent)
-    trial_ids = {t.trial_id for t in summary.trials}
-    for r in runs:
-        if r.data.tags.get("infeasible") != "true" and r.data.tags.get("trial_id") not in trial_ids \
-                and r.data.tags.get("lost_on_resume") != "true":
-            # a trial Tune had started when its driver died but not yet saved in its state: the
-            # restored searcher proposed again in its place, so this run belongs to no trial
-            tracking.mark_lost(uri, r.info.run_id)
-    infeasible = [{"name": r.info.run_name, "reason": r.data.tags.get("infeasible_reason", ""),
-                   "values": {k: v for k, v in r.data.params.items()}, "counts": dict(r.data.metrics)}
-                  for r in runs if r.data.tags.get("infeasible") == "true"]
-    front, best = _front(runs, spec.objectives)
-    summary.search = {"parent_run_id": parent, "objectives": dict(spec.objectives), "infeasible": infeasible,
-                      "algorithm": spec.algorithm, "scheduler": spec.scheduler_name, "num_samples": spec.num_samples,
-                      "front": front, "best": best}
-    tracking.end_run(uri, parent, "KILLED" if summary.interrupted else "FINISHED",
-                     "interrupted; --resume continues the search" if summary.interrupted else None,
-                     artifacts={"front.json": json.dumps({"objectives": spec.objectives, "front": front, "best": best,
-                                                          "infeasible": infeasible}, indent=1, default=str)})
-    summary.wall_time_s = time.perf_counter() - start
-    return summary
-
-
-def _front(runs: list, objectives: dict) -> tuple[list, dict]:
-    """The non-dominated samples of a search's finished trials (objectives as the last epoch left
-    them, averaged over a sample's axis points), and the best sample for each objective alone."""
-    import pandas as pd
-
-    from .pareto import pareto_front
-
-    rows = [{"sample": r.data.tags.get("row"), "values": r.data.tags.get("sample", "{}"),
-             "stopped_early": r.data.tags.get("stopped_early") == "true",
-             **{o: r.data.metrics.get(o, math.nan) for o in objectives}}
-            for r in runs if r.info.status == "FINISHED" and "sample" in r.data.tags
-            and r.data.tags.get("infeasible") != "true"]
-    if not rows:
-        return [], {}
-    frame = pd.DataFrame(rows)
-    means = frame.groupby("sample", sort=True).agg(
-        {**{o: "mean" for o in objectives}, "values": "first", "stopped_early": "sum"})
-    means["trials"] = frame.groupby("sample").size()
-    means = means.reset_index()
-    def records(df) -> list[dict]:
-        return [{**{k: v for k, v in r.items() if k != "values"}, "values": json.loads(r["values"])}
-                for r in df.to_dict("records")]
-
-    front = pareto_front(means, objectives).sort_values(list(objectives)[0],
-                                                        ascending=list(objectives.values())[0] == "min")
-    best = {}
-    for o, mode in objectives.items():
-        valid = means.dropna(subset=[o])
-        if not valid.empty:
-            best[o] = records(valid.loc[[valid[o].idxmax() if mode == "max" else valid[o].idxmin()]])[0]
-    return records(front), best
-
-
-def _describe(plan, trial) -> str:
-    from .search import decode
-
-    values = decode(plan.spec, trial.config["sample"])
-    return " ".join(f"{k}={_short(v)}" for k, v in values.items())
-
-
-def _short(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"), default=str)
-    return str(value)
 
 
 def _collect(grid, summary: SweepSummary, uri: str, experiment_id: str, early_stopping: bool,
@@ -665,7 +345,9 @@ def _reason(error) -> str:
         return ""
     import re
 
-    cause = getattr(error, "cause", None) or error
+    from ray.exceptions import RayTaskError
+
+    cause = (error.cause or error) if isinstance(error, RayTaskError) else error  # Ray's wrapper, or the error itself
     text = f"{type(cause).__name__}: {cause}"
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     lines = [line for line in text.splitlines() if line.strip()]

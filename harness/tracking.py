@@ -229,8 +229,9 @@ def _first_call(uri: str) -> None:
                           f"an MLflow store this machine can open ({first.strip()[:300]})") from None
 
 
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail before any trial when the store cannot be reached (a server down, a bad path)."""
+def check_reachable(uri: str, timeout_s: float = 5.0, open_store: bool = True) -> None:
+    """Fail before any trial when the store cannot be reached (a server down, a bad path); without
+    ``open_store`` only what needs no MLflow (before Ray starts; the driver opens it while Ray starts)."""
     path = _sqlite_path(uri)
     if uri.startswith(("http://", "https://")):
         _probe_server(uri, timeout_s)
@@ -240,7 +241,12 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             raise ConfigError("tracking_uri", uri, f"a SQLite file in an existing writable folder ({folder})")
         if path.exists() and not path.is_file():
             raise ConfigError("tracking_uri", uri, f"a SQLite file ({path} is a folder)")
-    _first_call(uri)
+        if path.is_file() and path.stat().st_size:  # an empty file is a new database to SQLite
+            with open(path, "rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise ConfigError("tracking_uri", uri, f"a SQLite database ({path} is another kind of file)")
+    if open_store:
+        _first_call(uri)
 
 
 def check_readable(uri: str, timeout_s: float = 5.0) -> bool:
@@ -362,15 +368,13 @@ class TrialRun:
         self.client.log_batch(self.run_id, metrics=rows)  # one transaction: an epoch is logged whole or not
         self.logged_steps.add(epoch)
 
-    FINAL_KEYS = ("params", "macs", "flops", "nonzero_params", "binary_adds", "best_val_acc", "test_acc_at_best_val",
-                  "best_epoch", "predicted_time_ratio", "checkpoint_total_s", "log_total_s")
-
-    def log_final(self, results: dict, keys=()) -> None:
-        """Log the run's end-of-trial numbers at step 0: FINAL_KEYS and ``keys`` (a training method's own)."""
+    def log_final(self, results: dict, keys) -> None:
+        """Log the run's end-of-trial numbers, ``results[k]`` for each of ``keys``, at step 0 (the runner's
+        ``Result.final`` names them: harness.runner.FINAL_METRICS and a method's own)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        keys = list(dict.fromkeys([*self.FINAL_KEYS, *keys]))
+        keys = list(dict.fromkeys(keys))
         rows = [Metric(k, float(results[k]), now, 0) for k in keys if isinstance(results.get(k), (int, float))]
         self.client.log_batch(self.run_id, metrics=rows)
 

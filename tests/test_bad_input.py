@@ -30,7 +30,8 @@ from . import procs
 
 TINY = {"name": "tiny_bad_input", "paper": "jiang",
         "artifacts": [{"id": "tiny-bad-input", "kind": "table", "number": "0", "title": "tiny",
-                       "report": "analysis.jiang:make_table_4_9"}],
+                       "report": "analysis.jiang:make_performance_table",
+                       "options": {"published": "4-9"}}],
         "base": {"data": {"dataset": "digits", "train_subset": 200, "test_subset": 50, "val_size": 40},
                  "model": {"name": "digits_cnn"}, "train": {"epochs": 2, "batch_size": 32}},
         "rows": [{"label": "Re-impl.", "config": {}}], "axes": {},
@@ -301,6 +302,7 @@ def test_a_store_is_byte_identical_after_bad_commands(env, capsys):
         {"sweep": "tiny_bad_input", "profile": "smoke", "tracking_uri": "sqlite:///elsewhere.db"}))
     _write_files(env)
     before = _digest(store_dir)
+    capsys.readouterr()  # the set-up's own MLflow log lines (creating the store) are no command's output
     bad = [CASES[c][0] for c in ("gpus", "cpus", "address", "inf", "width", "val-size", "report-fn", "storage-file",
                                  "sweep-profile", "option-key", "empty-dataset", "out-file-reproduce")]
     bad += [_run("--resume"), ["report", "nofn.yaml"], ["report", "tiny.yaml", "--out", "notes.txt"]]
@@ -324,12 +326,10 @@ def test_config_error_survives_pickling():
 
 
 def test_a_failed_trials_reason_is_its_own_first_line_without_colour():
-    class Wrapped(Exception):  # what Ray raises: its own type around the trial's exception
-        def __init__(self, cause):
-            super().__init__("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1, ip=1.2.3.4)")
-            self.cause = cause
+    from ray.exceptions import RayTaskError  # what Ray raises: its own type around the trial's exception
 
-    reason = sweep_mod._reason(Wrapped(ValueError("\x1b[31mbad weights\x1b[0m\nsecond line")))
+    cause = ValueError("\x1b[31mbad weights\x1b[0m\nsecond line")
+    reason = sweep_mod._reason(RayTaskError("ImplicitFunc.train", "\x1b[36mray::ImplicitFunc.train()\x1b[39m", cause))
     assert reason == "ValueError: bad weights"
 
 

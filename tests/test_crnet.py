@@ -9,8 +9,7 @@ from torch import nn
 
 from analysis import jiang_crnet
 from analysis.jiang_crnet import PUBLISHED, SETTINGS, paper_counts, row_label
-from harness import catalog, cli, models
-from harness.config import RunConfig
+from harness import catalog, checks, cli, models
 from harness.errors import ConfigError
 from harness.layers import crnet as blocks
 from harness.latency import measure_latency
@@ -198,9 +197,9 @@ def test_the_built_blocks_follow_tables_3_1_and_3_2():
 BAD = [
     ("crnet_cb", {"g": 3}, "model.g", ["conv2-1 first 1x1", "16 -> 16", "1, 2, 4, 8, 16"]),
     ("crnet_cib", {"g": 32, "strategy": "gc-gc"}, "model.g", ["C-IBneck 1 first 1x1", "16 -> 64", "1, 2, 4, 8, 16"]),
-    ("crnet_cb", {"g": 2.5}, "model.g", ["positive integer"]),
+    ("crnet_cb", {"g": 2.5}, "model.g", ["an int"]),  # the type, from the builder's annotation (g: int)
     ("crnet_cb", {"g": 0}, "model.g", ["positive integer"]),
-    ("crnet_cb", {"g": "2"}, "model.g", ["positive integer"]),
+    ("crnet_cb", {"g": "2"}, "model.g", ["an int"]),
     ("crnet_cb", {"g": 3, "strategy": "c1dw-c1dw"}, "model.g", ["alpha unset", "conv2-1 first 1x1", "2, 4, 8, 16"]),
     ("crnet_cb", {"g": 1}, "model.g", ["alpha unset", ">= 2"]),
     ("crnet_cb", {"alpha": 0.3}, "model.alpha", ["conv2-1 second 1x1", "C_out = 64", "multiples of 1/64"]),
@@ -208,10 +207,10 @@ BAD = [
     ("crnet_cb", {"alpha": 1.0}, "model.alpha", ["(0, 1)"]),
     ("crnet_cb", {"alpha": 0}, "model.alpha", ["(0, 1)"]),
     ("crnet_cib", {"alpha": -0.5}, "model.alpha", ["(0, 1)"]),
-    ("crnet_cb", {"alpha": "half"}, "model.alpha", ["(0, 1)"]),
+    ("crnet_cb", {"alpha": "half"}, "model.alpha", ["a finite number", "or null"]),
     ("crnet_cb", {"exp": 0}, "model.exp", ["> 0", "whole channel count"]),
     ("crnet_cib", {"exp": 2.03}, "model.exp", ["whole channel count"]),
-    ("crnet_cb", {"exp": True}, "model.exp", ["> 0"]),
+    ("crnet_cb", {"exp": True}, "model.exp", ["a finite number, not a boolean"]),
     ("crnet_cb", {"strategy": "cr-cr"}, "model.strategy", ["c1dw-c1dw", "gc-c1dw", "gc-gc", "c1dw-gc"]),
 ]
 
@@ -228,9 +227,10 @@ def test_bad_options_fail_at_build_naming_layer_value_and_valid_values(network, 
 
 
 def test_bad_options_fail_before_ray_and_in_harness_profile(capsys):
-    # RunConfig.from_dict is what `harness run` checks every cell with before Ray starts
+    # harness.checks.checked (RunConfig.from_dict + check_config) is what `harness run` checks every
+    # cell with before Ray starts
     with pytest.raises(ConfigError) as info:
-        RunConfig.from_dict({"model": {"name": "crnet_cb", "options": {"exp": 4, "g": 3}}})
+        checks.checked({"model": {"name": "crnet_cb", "options": {"exp": 4, "g": 3}}})
     assert info.value.key == "model.options.g"  # a config names the option where it is set
     assert cli.main(["profile", "crnet_cib", "--set", "alpha=0.3", "--input", "3x32x32"]) == 2
     err = capsys.readouterr().err
@@ -282,7 +282,7 @@ def test_results_table_puts_ours_beside_the_published_values():
 
     label = row_label(4, 2, 0.5, "gc-c1dw")
     runs = pd.DataFrame({"row": [label] * 3, "test_acc": [91.0, 92.0, 93.0], "macs": [27_359_744.0] * 3})
-    table = jiang_crnet.make_table_4_1(runs).frame
+    table = jiang_crnet.make_results_table(runs, "4-1").frame
     row = table[table["1st-2nd 1×1"] == "gc-c1dw"].iloc[0]
     assert row["test_acc % (ours)"] == "92.00 ± 1.00 (n=3)" and row["ΔAcc (ours - paper)"] == "+0.54"
     assert row["FLOPs M (paper)"] == "27.36" and row["Params M (paper)"] == "0.16"
@@ -324,7 +324,8 @@ def test_a_profile_keeps_the_rows_it_names(tmp_path):
     path = tmp_path / "rows.yaml"
     spec = {"name": "rows_test", "paper": "jiang",
             "artifacts": [{"id": "rows-test", "kind": "table", "number": "0", "title": "t",
-                           "report": "analysis.jiang_crnet:make_table_4_1"}],
+                           "report": "analysis.jiang_crnet:make_results_table",
+                           "options": {"published": "4-1"}}],
             "base": {"data": {"dataset": "digits"}, "model": {"name": "digits_cnn"}},
             "rows": [{"label": "a"}, {"label": "b"}, {"label": "c"}],
             "profiles": {"paper": {}, "quick": {"rows": ["c", "a"]}, "smoke": {"rows": ["d"]}}}

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from harness.data import DeviceLoader, Split, dataset_names, load, search_paths
-from harness.data import datasets as datasets_module
+from harness.data import specs as specs_module
 from harness.errors import ConfigError, DatasetNotFound
 
-FASHION = datasets_module.SYSTEM_DATASETS / "fashion-mnist"  # Debian's dataset-fashion-mnist
+FASHION = specs_module.SYSTEM_DATASETS / "fashion-mnist"  # Debian's dataset-fashion-mnist
 
 
 @pytest.fixture(autouse=True)
@@ -194,7 +194,7 @@ def test_missing_dataset_message_names_every_place(tmp_path, monkeypatch):
 
 
 def test_missing_fashion_mnist_suggests_apt(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets_module, "SYSTEM_DATASETS", tmp_path / "system")
+    monkeypatch.setattr(specs_module, "SYSTEM_DATASETS", tmp_path / "system")
     with pytest.raises(DatasetNotFound) as err:
         load("fashion_mnist")
     message = str(err.value)

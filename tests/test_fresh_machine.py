@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import datasets as datasets_module
+from harness.data import specs as specs_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def _calls(tmp_path: Path) -> list[str]:
 
 
 def test_make_datasets_does_nothing_when_the_package_is_there(tmp_path):
-    system = datasets_module.SYSTEM_DATASETS / "fashion-mnist"
+    system = specs_module.SYSTEM_DATASETS / "fashion-mnist"
     if not system.is_dir():
         pytest.skip(f"{system} is absent (not root, or apt-get failed): nothing to prove idempotent here")
     apt = _shim(tmp_path, "exit 1")

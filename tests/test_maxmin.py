@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from harness import models
-from harness.config import RunConfig
+from harness.checks import checked
 from harness.errors import ConfigError
 from harness.layers import convert_convs
 from harness.layers.maxmin import VARIANTS, KernelBinaryApprox, KernelBinaryHeuristic, KernelMaxMin
@@ -369,7 +369,7 @@ def test_bad_options_fail_before_any_work_naming_key_value_and_valid_values(opti
     # conv options are also checked when a sweep's config is resolved, before Ray starts
     if key.startswith("model.conv"):
         with pytest.raises(ConfigError) as info:
-            RunConfig.from_dict({"model": {"name": "inception_v3", "options": options}})
+            checked({"model": {"name": "inception_v3", "options": options}})
         assert info.value.key == key.replace("model.", "model.options.", 1)  # where a config sets it
 
 

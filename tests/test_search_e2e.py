@@ -204,7 +204,7 @@ def test_a_search_survives_its_driver_killed_and_resumes_into_the_same_runs(tmp_
 def test_a_worker_killed_mid_search_is_retried_into_the_same_run(ray_session, tmp_path):
     import threading
 
-    from harness.sweep import run_search
+    from harness.search_run import run_search
 
     sweep = write_search_sweep(tmp_path, {"space": {"train.lr": {"loguniform": [0.01, 0.1]}},
                                           "num_samples": 1, "algorithm": "random", "seed": 0,

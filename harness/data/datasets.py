@@ -4,22 +4,14 @@ Each dataset is read from its standard on-disk format with torchvision's own rea
 pickle batches, MNIST idx files, Oxford-IIIT Pet, ImageFolder trees) or sklearn (digits), and
 comes back whole as one uint8 ``(N, C, H, W)`` tensor per split, ready for ``DeviceLoader``.
 Images that are not one fixed size (pet, imagenet) are resized and center-cropped on load, so
-the resident format is meant for those datasets' subsets that fit in memory.
-
-Where a dataset is looked for (``search_paths``): the ``data_root`` argument, ``$HARNESS_DATA``,
-``~/.cache/harness``, then ``/usr/share/datasets/<name>`` and ``/usr/share/datasets/<name-with-dashes>``
-(Debian's ``dataset-*`` packages). Under each root the folder torchvision uses is accepted
-(``cifar-10-batches-py``, ``MNIST/raw``, ...) as well as ``<root>/<name>``; files lying directly in
-a root only count for the per-dataset system roots, because a shared root with MNIST and
-Fashion-MNIST idx files side by side could not tell them apart.
+the resident format is meant for those datasets' subsets that fit in memory. Which datasets exist
+and where they are looked for is declared in ``harness.data.specs``; here are the readers.
 """
 from __future__ import annotations
 
 import dataclasses
 import gzip
-import importlib.util
 import math
-import numbers
 import os
 import shutil
 import tempfile
@@ -33,12 +25,10 @@ import torchvision
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import v2
 
-from ..errors import ConfigError, DatasetNotFound
+from ..errors import ConfigError, DatasetNotFound, coerce
 from ..registry import DATASETS
+from . import specs
 
-# Where Debian's dataset-* packages install. $HARNESS_SYSTEM_DATASETS moves it: the suite points it at an
-# empty folder to prove that the tests needing a system dataset skip cleanly on a machine without it.
-SYSTEM_DATASETS = Path(os.environ.get("HARNESS_SYSTEM_DATASETS") or "/usr/share/datasets")
 TEST_SUBSET_SEED = 0  # the test subset is the same for every split_seed, so test numbers compare
 DIGITS_TEST_FRACTION, DIGITS_TEST_SEED = 0.2, 0  # digits has no official split: a fixed one
 
@@ -87,125 +77,19 @@ class _Source:
     take: Callable[[torch.Tensor], torch.Tensor]  # sorted int64 indices -> uint8 (n, C, H, W)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    folders: tuple[str, ...]  # torchvision's folder(s) under a root
-    files: tuple[str, ...]  # must exist in the dataset folder; "x/" is a folder; idx files may end in .gz
-    get: str  # how to obtain it, for the not-found message
-    download: Callable[[Path], None] | None = None  # fetch into a root with torchvision, md5-checked
-    flat: bool = True  # files may lie directly in <root>/<name> (or in the dataset's own system root)
-    bundled: Path | None = None  # ships with a Python package: the only place searched
+READERS: dict[str, Callable] = {}  # name -> (folder, image_size) -> (train source, test source, info)
+DOWNLOADS: dict[str, Callable[[Path], None]] = {}  # name -> fetch into a root, md5-checked (specs: download=True)
 
 
-def _register(name: str, shape: tuple[int, int, int], train_size: int | None = None, **layout):
-    """``shape``: (channels, side in pixels when data.image_size is unset, classes), what a model is
-    built for; known without reading the data, so cost limits are counted before any trial starts.
-    ``train_size``: samples of the official training split; None where the folders on disk decide
-    (ImageNet's class folders), so its sizes and classes are known only when a trial reads them."""
-    return DATASETS.register(name, layout=_Layout(**layout), shape=shape, train_size=train_size)
+def _reader(name: str, download: Callable[[Path], None] | None = None):
+    def deco(fn):
+        DATASETS.get(name)  # a reader only for a dataset declared in specs
+        READERS[name] = fn
+        if download is not None:
+            DOWNLOADS[name] = download
+        return fn
 
-
-def nominal_shape(name: str, image_size: int | None = None, classes: int | None = None):
-    """((C, H, W), num_classes) of ``name``'s images as a trial builds its model for them, from the
-    registry alone (ImageNet's class count is the folders' on disk: 1000 for ILSVRC-2012)."""
-    channels, side, num_classes = DATASETS.meta(name)["shape"]
-    side = image_size or side
-    return (channels, side, side), min(classes, num_classes) if classes else num_classes
-
-
-def nominal_size(name: str) -> tuple[int | None, int | None]:
-    """(samples of the official training split, classes) from the registry alone, for the checks
-    before Ray starts; (None, None) where only the data on disk can tell."""
-    meta = DATASETS.meta(name)
-    return (None, None) if meta["train_size"] is None else (meta["train_size"], meta["shape"][2])
-
-
-def dataset_names() -> list[str]:
-    return DATASETS.names()
-
-
-def _roots(name: str, data_root: str | None) -> list[tuple[Path, bool]]:
-    """(root, is the root this dataset's own folder) in search order, without duplicates."""
-    layout: _Layout = DATASETS.meta(name)["layout"]
-    if layout.bundled is not None:
-        return [(layout.bundled, True)]
-    generic = [Path(p).expanduser() for p in (data_root, os.environ.get("HARNESS_DATA")) if p]
-    generic.append(Path.home() / ".cache" / "harness")
-    own = [SYSTEM_DATASETS / name, SYSTEM_DATASETS / name.replace("_", "-")]
-    roots, seen = [], set()
-    for path, is_own in [(p, False) for p in generic] + [(p, True) for p in own]:
-        if path not in seen:
-            seen.add(path)
-            roots.append((path, is_own))
-    return roots
-
-
-def search_paths(name: str, data_root: str | None = None) -> list[Path]:
-    """The roots searched for ``name``, in order; ``data.download: true`` saves into the first."""
-    return [root for root, _ in _roots(name, data_root)]
-
-
-def _candidates(name: str, data_root: str | None) -> list[Path]:
-    layout: _Layout = DATASETS.meta(name)["layout"]
-    dirs = []
-    for root, is_own in _roots(name, data_root):
-        bases = [root] if is_own else [root, root / name, root / name.replace("_", "-")]
-        dirs += [base / f for base in bases for f in layout.folders]
-        if layout.flat:
-            dirs += bases if is_own else bases[1:]
-    return list(dict.fromkeys(dirs))
-
-
-def _present(folder: Path, entry: str) -> bool:
-    if entry.endswith("/"):
-        return (folder / entry).is_dir()
-    return (folder / entry).is_file() or ("idx" in entry and (folder / (entry + ".gz")).is_file())
-
-
-def _locate(name: str, data_root: str | None, download: bool) -> Path:
-    layout: _Layout = DATASETS.meta(name)["layout"]
-    candidates = _candidates(name, data_root)
-    for attempt in range(2):
-        for folder in candidates:
-            if all(_present(folder, entry) for entry in layout.files):
-                return folder
-        if not (download and layout.download and attempt == 0):
-            break
-        layout.download(search_paths(name, data_root)[0])
-    first = search_paths(name, data_root)[0]
-    how = layout.get.format(root=first)
-    if layout.download and layout.bundled is None:
-        how = f"run with --set data.download=true (needs internet; saves under {first}), or {how}"
-    raise DatasetNotFound(
-        f"dataset {name!r} not found: looked for {', '.join(layout.files)} in\n  "
-        + "\n  ".join(str(c) for c in candidates)
-        + f"\nTo get it: {how}."
-    )
-
-
-def downloadable(name: str) -> bool:
-    """Whether ``data.download: true`` can fetch ``name`` (a bundled dataset needs no download)."""
-    layout: _Layout = DATASETS.meta(name)["layout"]
-    return layout.download is not None or layout.bundled is not None
-
-
-def locate(name: str, data_root: str | None = None) -> Path:
-    """The folder ``name`` would be read from; DatasetNotFound (listing every place searched) if none."""
-    DATASETS.get(name)
-    return _locate(name, data_root, download=False)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_args(val_size, image_size, train_subset, test_subset) -> None:
-    valid_fraction = isinstance(val_size, float) and 0 <= val_size < 1
-    if not (valid_fraction or (_is_int(val_size) and val_size >= 0)):
-        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
-    for key, value in (("image_size", image_size), ("train_subset", train_subset), ("test_subset", test_subset)):
-        if value is not None and not (_is_int(value) and value >= 1):
-            raise ConfigError(key, value, "a positive int or None")
+    return deco
 
 
 def _seeded_perm(n: int, seed: int) -> torch.Tensor:
@@ -227,12 +111,16 @@ def load(name: str, data_root: str | None = None, download: bool = False,
     name) in every split, before the hold-out and the subsets, and ``info.num_classes`` becomes it.
     Indices are kept in their on-disk order.
     """
-    reader = DATASETS.get(name)
-    _check_args(val_size, image_size, train_subset, test_subset)
-    if classes is not None and not (_is_int(classes) and classes >= 1):
-        raise ConfigError("classes", classes, "a positive int or None")
-    folder = _locate(name, data_root, download)
-    train_src, test_src, info = reader(folder, image_size)
+    DATASETS.get(name)
+    val_size = coerce("val_size", val_size, int | float, strict=True)
+    if not (val_size >= 0 and (isinstance(val_size, int) or val_size < 1)):
+        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
+    for key, value in (("image_size", image_size), ("train_subset", train_subset), ("test_subset", test_subset),
+                       ("classes", classes)):
+        if coerce(key, value, int | None, strict=True) is not None and value < 1:
+            raise ConfigError(key, value, "a positive int or None")
+    folder = specs.find(name, data_root, DOWNLOADS.get(name) if download else None)
+    train_src, test_src, info = READERS[name](folder, image_size)
 
     train_pool = torch.arange(len(train_src.labels))  # the samples the splits are drawn from
     test_pool = torch.arange(len(test_src.labels))
@@ -243,7 +131,7 @@ def load(name: str, data_root: str | None = None, download: bool = False,
         test_pool = (test_src.labels < classes).nonzero().flatten()
         info = dataclasses.replace(info, num_classes=classes)
     n_train = len(train_pool)
-    n_val = int(val_size) if _is_int(val_size) else int(round(val_size * n_train))
+    n_val = val_size if isinstance(val_size, int) else int(round(val_size * n_train))
     if n_val >= n_train:
         raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
     perm = train_pool[_seeded_perm(n_train, split_seed)]
@@ -318,22 +206,13 @@ def _cifar(cls, folder: Path, image_size, num_classes, mean, std, name):
     return sources[0], sources[1], info
 
 
-_CIFAR_FILES = tuple(f for f, _ in _CIFAR10Files.train_list + _CIFAR10Files.test_list) + ("batches.meta",)
-_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
-
-
-@_register("cifar10", shape=(3, 32, 10), train_size=50000, folders=("cifar-10-batches-py",), files=_CIFAR_FILES,
-           get="extract cifar-10-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-10-batches-py",
-           download=lambda root: torchvision.datasets.CIFAR10(str(root), download=True))
+@_reader("cifar10", download=lambda root: torchvision.datasets.CIFAR10(str(root), download=True))
 def _cifar10(folder: Path, image_size: int | None):
     return _cifar(_CIFAR10Files, folder, image_size, 10,
                   (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar10")
 
 
-@_register("cifar100", shape=(3, 32, 100), train_size=50000, folders=("cifar-100-python",),
-           files=("train", "test", "meta"),
-           get="extract cifar-100-python.tar.gz (" + _CIFAR_URL + ") into {root}, giving {root}/cifar-100-python",
-           download=lambda root: torchvision.datasets.CIFAR100(str(root), download=True))
+@_reader("cifar100", download=lambda root: torchvision.datasets.CIFAR100(str(root), download=True))
 def _cifar100(folder: Path, image_size: int | None):
     return _cifar(_CIFAR100Files, folder, image_size, 100,
                   (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar100")
@@ -350,9 +229,6 @@ def _read_idx(folder: Path, stem: str, reader) -> torch.Tensor:
         return reader(dst.name)
 
 
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
 def _idx(folder: Path, image_size, mean, std, name):
     sources = []
     for part in ("train", "t10k"):
@@ -364,18 +240,12 @@ def _idx(folder: Path, image_size, mean, std, name):
     return sources[0], sources[1], info
 
 
-@_register("mnist", shape=(1, 28, 10), train_size=60000, folders=("MNIST/raw",), files=_IDX_FILES,
-           get="put the four idx files (gzipped or not) from https://yann.lecun.com/exdb/mnist/ in {root}/mnist",
-           download=lambda root: torchvision.datasets.MNIST(str(root), download=True))
+@_reader("mnist", download=lambda root: torchvision.datasets.MNIST(str(root), download=True))
 def _mnist(folder: Path, image_size: int | None):
     return _idx(folder, image_size, (0.1307,), (0.3081,), "mnist")
 
 
-@_register("fashion_mnist", shape=(1, 28, 10), train_size=60000, folders=("FashionMNIST/raw",), files=_IDX_FILES,
-           get="`apt-get install dataset-fashion-mnist` (installs " + str(SYSTEM_DATASETS / "fashion-mnist")
-           + "), or put the four idx files (gzipped or not) from"
-           " https://github.com/zalandoresearch/fashion-mnist in {root}/fashion_mnist",
-           download=lambda root: torchvision.datasets.FashionMNIST(str(root), download=True))
+@_reader("fashion_mnist", download=lambda root: torchvision.datasets.FashionMNIST(str(root), download=True))
 def _fashion_mnist(folder: Path, image_size: int | None):
     return _idx(folder, image_size, (0.2860,), (0.3530,), "fashion_mnist")
 
@@ -388,11 +258,7 @@ def _download_pet(root: Path) -> None:
         torchvision.datasets.OxfordIIITPet(str(root), split=split, download=True)
 
 
-@_register("oxford_pet", shape=(3, 224, 37), train_size=3680, folders=("oxford-iiit-pet",),
-           files=("images/", "annotations/trainval.txt", "annotations/test.txt"),
-           get="extract images.tar.gz and annotations.tar.gz from"
-           " https://www.robots.ox.ac.uk/~vgg/data/pets/ into {root}/oxford-iiit-pet",
-           download=_download_pet, flat=False)  # torchvision's reader reads <parent>/oxford-iiit-pet only
+@_reader("oxford_pet", download=_download_pet)
 def _oxford_pet(folder: Path, image_size: int | None):
     size = image_size or 224
     sources = []
@@ -404,9 +270,7 @@ def _oxford_pet(folder: Path, image_size: int | None):
     return sources[0], sources[1], info
 
 
-@_register("imagenet", shape=(3, 224, 1000), folders=(), files=("train/", "val/"),
-           get="ImageNet cannot be downloaded automatically: put train/<class>/*.JPEG and val/<class>/*.JPEG"
-           " (val sorted into class folders) in {root}/imagenet")
+@_reader("imagenet")
 def _imagenet(folder: Path, image_size: int | None):
     size = image_size or 224
     train = torchvision.datasets.ImageFolder(str(folder / "train"), transform=_resize_crop(size))
@@ -421,13 +285,7 @@ def _imagenet(folder: Path, image_size: int | None):
     return _decoded_source(train, train.targets, size), _decoded_source(val, val_labels, size), info
 
 
-def _sklearn_data() -> Path:
-    # find_spec locates the package without importing it (importing sklearn costs about a second).
-    return Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data"
-
-
-@_register("digits", shape=(1, 8, 10), train_size=1437, folders=(), files=("digits.csv.gz",), bundled=_sklearn_data(),
-           get="it ships with scikit-learn: reinstall scikit-learn")
+@_reader("digits")
 def _digits(folder: Path, image_size: int | None):
     from sklearn.datasets import load_digits
 

@@ -44,7 +44,8 @@ class DeviceLoader:
                  crop_padding: int = 0, flip: bool = False, shuffle: bool = True, seed: int = 0,
                  channels_last: bool = False, dtype: torch.dtype = torch.float32):
         channels = split.images.shape[1]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        # ranges only: every caller passes a checked int (train.batch_size, a method's option, argparse's)
+        if batch_size < 1:
             raise ConfigError("batch_size", batch_size, "a positive int")
         if crop_padding < 0:
             raise ConfigError("crop_padding", crop_padding, "an int >= 0 (pixels per side)")
@@ -97,7 +98,7 @@ class DeviceLoader:
             order = torch.arange(self.num_samples, device=self.device)
         available = math.ceil(len(order) / self.batch_size)
         if num_batches is not None:
-            if isinstance(num_batches, bool) or not 0 <= num_batches <= available:
+            if not 0 <= num_batches <= available:
                 raise ConfigError("num_batches", num_batches, f"an int in [0, {available}]")
             order = order[: num_batches * self.batch_size]
         return self._batches(order, generator)

@@ -151,26 +151,16 @@ PARAMETRIZATIONS = {"sparse": KernelMaxMin, "binary_heuristic": KernelBinaryHeur
                     "binary_approx": KernelBinaryApprox}
 
 
-def _options(variant: str, given: dict, defaults: dict) -> dict:
-    """``defaults`` updated with ``given``; an unknown or ill-typed option raises ConfigError."""
-    for key, value in given.items():
-        if key not in defaults:
-            raise ConfigError(f"model.conv_options.{key}", value,
-                              f"an option of conv {variant}: one of " + ", ".join(defaults))
-    options = {**defaults, **given}
-    if options["init"] not in INITS:
-        raise ConfigError("model.conv_options.init", options["init"], "one of " + ", ".join(INITS))
-    if "pointwise" in options and options["pointwise"] not in POINTWISE:
-        raise ConfigError("model.conv_options.pointwise", options["pointwise"], "one of " + ", ".join(POINTWISE))
-    if "width" in options:
-        width = options["width"]
-        if not (isinstance(width, int) and not isinstance(width, bool) and width >= 1):
-            raise ConfigError("model.conv_options.width", width,
-                              "an integer >= 1 (channels of the internal binary layer, e.g. 256 ... 2048)")
-    if "channel_sparse" in options and not isinstance(options["channel_sparse"], bool):
-        raise ConfigError("model.conv_options.channel_sparse", options["channel_sparse"],
-                          "true (the 1x1 conv keeps 2 input channels per output channel) or false (dense 1x1)")
-    return options
+def _check_choices(init: str, pointwise: str = "dense", width: int = DEFAULT_WIDTH) -> None:
+    """The values a variant's options may take; unknown and ill-typed options are refused before this
+    runs, by the variant's signature (harness.layers.convert_convs checks them against it)."""
+    if init not in INITS:
+        raise ConfigError("model.conv_options.init", init, "one of " + ", ".join(INITS))
+    if pointwise not in POINTWISE:
+        raise ConfigError("model.conv_options.pointwise", pointwise, "one of " + ", ".join(POINTWISE))
+    if width < 1:
+        raise ConfigError("model.conv_options.width", width,
+                          "an integer >= 1 (channels of the internal binary layer, e.g. 256 ... 2048)")
 
 
 def kernel_elements(conv: nn.Conv2d) -> int:
@@ -227,20 +217,20 @@ class LocalBinary(nn.Sequential):
 
 
 @CONVS.register("maxmin")
-def maxmin(conv: nn.Conv2d, **options):
+def maxmin(conv: nn.Conv2d, init: str = "scaled", pointwise: str = "dense"):
     """Kernel-wise Max-Min 2-sparse (Algorithm 1). Options: init (scaled | model), pointwise (dense | channel)."""
-    opts = _options("maxmin", options, {"init": "scaled", "pointwise": "dense"})
+    _check_choices(init, pointwise)
     if kernel_elements(conv) > 2:
-        return attach(conv, "sparse", "kernel", opts["init"])
-    if kernel_elements(conv) == 1 and opts["pointwise"] == "channel" and conv.weight.shape[1] >= 2:
-        return attach(conv, "sparse", "channel", opts["init"])
+        return attach(conv, "sparse", "kernel", init)
+    if kernel_elements(conv) == 1 and pointwise == "channel" and conv.weight.shape[1] >= 2:
+        return attach(conv, "sparse", "channel", init)
     return None  # a 1x1 kernel has nothing to choose (Sec. 2.5); a 2-element one keeps both anyway
 
 
 def _binary(mode: str):
-    def convert(conv: nn.Conv2d, **options):
-        opts = _options(mode, options, {"init": "scaled"})
-        return attach(conv, mode, "kernel", opts["init"]) if kernel_elements(conv) >= 2 else None
+    def convert(conv: nn.Conv2d, init: str = "scaled"):
+        _check_choices(init)
+        return attach(conv, mode, "kernel", init) if kernel_elements(conv) >= 2 else None
 
     convert.__doc__ = f"Binary 2-sparse kernels ({mode}, Algorithm {2 if mode.endswith('heuristic') else 3}). " \
                       "Options: init (scaled | model)."
@@ -248,12 +238,11 @@ def _binary(mode: str):
 
 
 def _local_binary(mode: str):
-    def convert(conv: nn.Conv2d, **options):
-        opts = _options(f"local_{mode}", options,
-                        {"width": DEFAULT_WIDTH, "channel_sparse": False, "init": "scaled"})
+    def convert(conv: nn.Conv2d, width: int = DEFAULT_WIDTH, channel_sparse: bool = False, init: str = "scaled"):
+        _check_choices(init, width=width)
         if kernel_elements(conv) < 2 or conv.groups != 1:
             return None  # 1x1 convs stay full precision; grouped (depthwise) convs are left as they are
-        return LocalBinary(conv, mode, opts["width"], opts["channel_sparse"], opts["init"])
+        return LocalBinary(conv, mode, width, channel_sparse, init)
 
     convert.__doc__ = (f"Local binary sparse ({mode}, Sec. 3.4). Options: width (internal channels, default "
                        f"{DEFAULT_WIDTH}), channel_sparse (bool, Sec. 3.5), init (scaled | model).")

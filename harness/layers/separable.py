@@ -31,8 +31,8 @@ from ..errors import ConfigError
 from ..registry import CONVS
 
 
-def _positive_int(key: str, value, valid: str):
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+def _positive_int(key: str, value: int, valid: str):  # typed by the variant's annotations
+    if value < 1:
         raise ConfigError(key, value, valid)
 
 

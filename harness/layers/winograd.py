@@ -120,9 +120,6 @@ def eligible(conv: nn.Conv2d) -> bool:
 
 def _convert(variant: str, relu: bool):
     def convert(conv: nn.Conv2d, strict: bool = False):
-        if not isinstance(strict, bool):
-            raise ConfigError("model.conv_options.strict", strict,
-                              "true (a conv that is not 3x3 stride 1 is an error) or false (it stays dense)")
         if eligible(conv):
             return WinogradConv2d(conv, relu)
         if strict:

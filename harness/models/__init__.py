@@ -1,19 +1,22 @@
 """Model zoo: ``build(name, **options)`` returns an ``nn.Module`` from the MODELS registry.
 
 Every builder takes ``num_classes``, ``in_channels`` and ``image_size`` (so a dataset can adapt
-any model to its images) plus its own options, all with defaults. ``describe(name)`` lists them.
+any model to its images) plus its own options, all with defaults and annotated with their types:
+``check_options`` checks an option's type against its annotation (harness.errors.coerce) and the
+builder, or the family's registered ``check``, its range. ``describe(name)`` lists them.
 Importing this package imports every family module, which registers its models.
 """
 from __future__ import annotations
 
 import inspect
+from typing import Optional
 
 import torch
 
 from torch import nn
 
 from .. import layers
-from ..errors import ConfigError
+from ..errors import ConfigError, coerce, option_types
 from ..registry import CONVS, MODELS
 from . import mobilenet, resnet_cifar, small_cnn  # noqa: F401  (importing registers the models)
 from . import alexnet, inception, resnet, vgg  # noqa: F401  (Jin's five ImageNet architectures)
@@ -22,6 +25,7 @@ from . import ensemble, wrn  # noqa: F401  (Pöllot et al.: WRN-28-10 and ensemb
 
 DATASET_OPTIONS = ("num_classes", "in_channels", "image_size")
 COMMON_OPTIONS = {"conv": "dense", "conv_options": None}  # every model: see harness.layers
+COMMON_TYPES = {"conv": str, "conv_options": Optional[dict]}
 
 
 def names() -> list[str]:
@@ -47,14 +51,13 @@ def describe(name: str) -> dict:
 
 def check_options(name: str, options: dict, _deep: bool = True) -> None:
     """Raise ConfigError for an unknown model or option (building, if at all, on the meta device only)."""
-    valid = list(_signature(name).parameters) + list(COMMON_OPTIONS)
+    types = {**option_types(MODELS.get(name))[0], **COMMON_TYPES}
     for option, value in options.items():
-        if option not in valid:
-            raise ConfigError(f"model.{option}", value, "one of " + ", ".join(valid))
+        if option not in types:
+            raise ConfigError(f"model.{option}", value, "one of " + ", ".join(types))
+        coerce(f"model.{option}", value, types[option], strict=True)
     if "conv" in options and options["conv"] not in CONVS:
         raise ConfigError("model.conv", options["conv"], "one of " + ", ".join(CONVS.names()))
-    if options.get("conv_options") is not None and not isinstance(options["conv_options"], dict):
-        raise ConfigError("model.conv_options", options["conv_options"], "a mapping of the conv variant's options")
     with torch.device("meta"):  # a variant checks its options on a probe conv: ConfigError before Ray starts;
         probe = nn.Sequential(nn.Conv2d(4, 4, 3))  # on the meta device it allocates nothing and draws no RNG
         layers.convert_convs(probe, options.get("conv", "dense"), options.get("conv_options"))
@@ -72,11 +75,9 @@ def build(name: str, _checked: bool = False, **options) -> nn.Module:
     """Build a registered model; unknown names and options raise ConfigError."""
     if not _checked:
         check_options(name, options, _deep=False)
-    for option in DATASET_OPTIONS:
-        value = options.get(option)
-        if option in options and not (isinstance(value, int) and not isinstance(value, bool)
-                                      and value > 0):
-            raise ConfigError(f"model.{option}", value, "a positive integer")
+    for option in DATASET_OPTIONS:  # typed by every builder's annotations; checked above unless _checked
+        if option in options and not options[option] > 0:
+            raise ConfigError(f"model.{option}", options[option], "a positive integer")
     conv = options.pop("conv", "dense")
     conv_options = options.pop("conv_options", None)
     model = MODELS.get(name)(**options)
