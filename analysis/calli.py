@@ -25,24 +25,19 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
+from .published import table as published_table
 from .report import Figure, Table, mean_std
 
+# The thesis's numbers, from analysis/published/calli.yaml.
 # Table 3.1: our row -> (the thesis's operation, mean %, max %)
-TABLE_3_1 = {
-    "convolution": ("Convolution (Baseline)", 81.84, 82.56),
-    "kernel_composing": ("Kernel Composing Conv.", 81.98, 82.51),
-    "separable": ("Separable Convolution", 82.11, 82.53),
-    "separable_nonlinear": ("Separable Convolution with non-linearity", 82.16, 82.75),
-}
+TABLE_3_1 = {r["row"]: (r["operation"], r["mean"], r["max"]) for r in published_table("calli", "3.1")["rows"]}
 # Table 3.2: our row -> (model, # params in millions, # layers, # blocks, # ops, top-1 %)
-TABLE_3_2 = {
-    "calli_cifar": ("Our Model", "0.12", "27", "6", "~13M", 91.10),
-    "resnet20": ("ResNet-20", "0.27", "20", "9", "~40M", 91.25),
-}
+TABLE_3_2 = {r["row"]: (r["model"], r["params_m"], r["layers"], r["blocks"], r["ops"], r["top1"])
+             for r in published_table("calli", "3.2")["rows"]}
 BLOCKS = {"calli_cifar": 6, "resnet20": 9}  # residual blocks of each architecture
 # Figure 3.1: hidden nodes of the autoencoder before pruning and after (the thesis's best setting)
-AUTOENCODER_BEFORE = (32, 64, 32)
-AUTOENCODER_PAPER = (2, 4, 3)
+_FIGURE_3_1 = {r["row"]: tuple(r["nodes"]) for r in published_table("calli", "figure-3.1")["rows"]}
+AUTOENCODER_BEFORE, AUTOENCODER_PAPER = _FIGURE_3_1["before"], _FIGURE_3_1["after"]
 
 
 def _dataset_note(runs: pd.DataFrame, paper_dataset: str) -> str:
@@ -167,7 +162,7 @@ def _ms(runs: pd.DataFrame, metric: str) -> str:
 
 # ---- summation pruning (Sec. 3.1.1) -------------------------------------------------------------------
 
-SUMMATION_PAPER = {"distortion": "one node (both criteria, threshold 0)", "none": "no configuration reached one node"}
+SUMMATION_PAPER = {r["row"]: r["result"] for r in published_table("calli", "summation")["rows"]}
 
 
 def make_summation(runs: pd.DataFrame) -> Table:

@@ -1,7 +1,10 @@
 """Jiang, *Faster Convolutional Neural Networks Training* (PhD dissertation), Sec. 4.2: data reduction.
 
 Tables 4-9 ... 4-14 and Figures 4.1 ... 4.6 from the runs of the sweeps ``jiang_table_4_9``
-(CIFAR-10), ``jiang_table_4_11`` (CIFAR-100) and ``jiang_table_4_13`` (ImageNet).
+(CIFAR-10), ``jiang_table_4_11`` (CIFAR-100) and ``jiang_table_4_13`` (ImageNet), by three builders
+whose ``published`` option names the table (4-9, 4-11, 4-13 of analysis/published/jiang.yaml):
+``make_performance_table`` (4-9, 4-11, 4-13), ``make_analysis_table`` (4-10, 4-12, 4-14) and
+``make_tradeoff_figure`` (``top``: 1 or 5; Figures 4.1 ... 4.6).
 
 Column mapping, paper -> ours:
   "Top1 %" / "Top5 %"   -> ``test_acc`` / ``test_acc5`` of the last epoch (the paper reports the
@@ -20,55 +23,31 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .published import table as published_table
 from .report import Figure, Table, mean_std
 
 BASELINE = "Re-impl."
 
 
-def _mmss(text: str) -> float:
+def _seconds(text: str, time_format: str) -> float:
+    """'42/47' as minutes/seconds or hours/minutes (the tables' "Time" column) -> seconds."""
     a, b = text.split("/")
-    return int(a) * 60 + int(b)
+    return int(a) * 60 + int(b) if time_format == "min/s" else int(a) * 3600 + int(b) * 60
 
 
-def _hhmm(text: str) -> float:
-    a, b = text.split("/")
-    return int(a) * 3600 + int(b) * 60
+def published_rows(key: str) -> tuple[dict, dict]:
+    """Table ``key`` (4-9, 4-11, 4-13) of analysis/published/jiang.yaml: (its block, row label ->
+    (setting as printed, top-1 %, top-5 %, time in seconds, Flat/B-neck))."""
+    block = published_table("jiang", key)
+    rows = {r["row"]: (r["setting"], r["top1"], r["top5"], _seconds(r["time"], block["time_format"]), r["kind"])
+            for r in block["rows"]}
+    return block, rows
 
 
-# row label -> (setting as printed, top-1 %, top-5 %, time in seconds, Flat/B-neck)
-CIFAR10 = {
-    "Re-impl.": ("-", 92.53, 99.78, _mmss("42/47"), "-"),
-    "R1_0.8": ("α = 0.8", 92.20, 99.77, _mmss("33/47"), "Flat"),
-    "R1_0.618": ("α = 0.618", 91.52, 99.78, _mmss("26/30"), "Flat"),
-    "R2": ("α = 0.8·[1,1,1], γ = [1/3,1/3,1/3], se = 0.8", 92.41, 99.76, _mmss("32/26"), "B-neck"),
-    "R2_1": ("α = [0.8,1.0,0.8], γ = [1/3,1/3,1/3], se = 0.8", 91.89, 99.73, _mmss("34/38"), "B-neck"),
-    "R3": ("α = [0.8,0.8,0.25], γ = [1/3,1/2,1/6], se = 0.8", 92.34, 99.75, _mmss("29/09"), "B-neck"),
-}
-CIFAR100 = {
-    "Re-impl.": ("-", 70.58, 91.65, _mmss("42/47"), "-"),
-    "R1_0.8": ("α = 0.8", 70.02, 91.49, _mmss("34/53"), "Flat"),
-    "R1_0.618": ("α = 0.618", 69.41, 91.41, _mmss("26/36"), "Flat"),
-    "R2": ("α = 0.8·[1,1,1], γ = [1/3,1/3,1/3], se = 0.8", 69.76, 91.66, _mmss("32/39"), "B-neck"),
-    "R2_1": ("α = [0.8,1.0,0.8], γ = [1/3,1/3,1/3], se = 0.8", 70.07, 91.55, _mmss("34/26"), "B-neck"),
-    "R3": ("α = [0.8,0.8,0.25], γ = [1/3,1/2,1/6], se = 0.8", 70.45, 91.69, _mmss("28/13"), "B-neck"),
-}
-IMAGENET = {
-    "Re-impl.": ("-", 72.15, 90.42, _hhmm("180/09"), "-"),
-    "R1_0.8": ("α = 0.8", 71.62, 90.23, _hhmm("144/45"), "Flat"),
-    "R1_0.618": ("α = 0.618", 71.20, 90.21, _hhmm("112/04"), "Flat"),
-    "R2_2": ("α = [0.8,0.8,0.5], γ = [1/3,1/3,1/3], se = 0.625", 71.29, 90.15, _hhmm("112/18"), "B-neck"),
-}
-# The rows the paper prints above the re-implementation (the original papers' own numbers).
-REFERENCE = {"cifar10": "ResNet56 [32]: 93.03 % top-1", "imagenet": "M-Net v2 [31]: 72.00 % top-1"}
-
-
-MODEL_KEYS = {"ResNet56": "resnet56", "M-Net v2": "mobilenetv2"}  # the paper's label -> our registry name
-
-
-def _model_label(runs: pd.DataFrame, paper_label: str) -> str:
+def _model_label(runs: pd.DataFrame, paper_label: str, model_key: str) -> str:
     """The paper's label when the runs used the paper's model, else the model they did use."""
     used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
-    return paper_label if used in ([], [MODEL_KEYS[paper_label]]) else "/".join(used)
+    return paper_label if used in ([], [model_key]) else "/".join(used)
 
 
 def _rel(value: float, base: float) -> float:
@@ -105,10 +84,12 @@ def _fmt(x, digits=2, signed=False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def performance_table(runs: pd.DataFrame, published: dict, model: str, dataset: str) -> Table:
-    """Tables 4-9, 4-11, 4-13: accuracy and time per setting, the paper's beside ours."""
-    s = summary(runs, published)
-    label = _model_label(runs, model)
+def make_performance_table(runs: pd.DataFrame, published: str) -> Table:
+    """Tables 4-9, 4-11, 4-13 (``published``: which): accuracy and time per setting, the paper's beside ours."""
+    block, rows = published_rows(published)
+    model, dataset = block["model"], block["dataset"]
+    s = summary(runs, rows)
+    label = _model_label(runs, model, block["model_key"])
     frame = pd.DataFrame({
         "Method": [f"{label} {r}" for r in s["row"]],
         "Setting": s["setting"],
@@ -123,15 +104,17 @@ def performance_table(runs: pd.DataFrame, published: dict, model: str, dataset: 
     })
     notes = [f"Paper: {model} on {dataset}; the paper's time is wall time on its GPUs, ours `train_time_s` on "
              f"the machine named in the runs' `device` tag; compare the relative Time↑ of the analysis table.",
-             "Published reference row not re-run: " + REFERENCE.get(dataset, "none") + "."]
+             "Published reference row not re-run: " + block.get("reference", "none") + "."]
     return Table(frame, notes)
 
 
-def analysis_table(runs: pd.DataFrame, published: dict, model: str) -> Table:
-    """Tables 4-10, 4-12, 4-14: relative changes to the re-implementation, with Corollary 2's prediction."""
-    s = summary(runs, published)
+def make_analysis_table(runs: pd.DataFrame, published: str) -> Table:
+    """Tables 4-10, 4-12, 4-14 (of ``published`` 4-9, 4-11, 4-13): relative changes to the
+    re-implementation, with Corollary 2's prediction."""
+    block, rows = published_rows(published)
+    s = summary(runs, rows)
     get = lambda col: s[col] if col in s else pd.Series([None] * len(s))  # noqa: E731
-    label = _model_label(runs, model)
+    label = _model_label(runs, block["model"], block["model_key"])
     frame = pd.DataFrame({
         "Method": [f"{label} {r}" for r in s["row"]],
         "Top1↑ % (paper)": s["paper_top1_rel"].map(lambda v: _fmt(v, signed=True)),
@@ -149,14 +132,15 @@ def analysis_table(runs: pd.DataFrame, published: dict, model: str) -> Table:
     return Table(frame, notes)
 
 
-def tradeoff_figure(runs: pd.DataFrame, published: dict, top: int) -> Figure:
-    """Figures 4.1-4.6: relative training-time change vs relative top-k accuracy change."""
+def make_tradeoff_figure(runs: pd.DataFrame, published: str, top: int) -> Figure:
+    """Figures 4.1-4.6: relative training-time change vs relative top-``top`` accuracy change, for the
+    rows of table ``published`` (4-9, 4-11, 4-13)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = summary(runs, published)
+    s = summary(runs, published_rows(published)[1])
     s = s[s["row"] != BASELINE]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     colors = {"Flat": "tab:red", "B-neck": "tab:green"}
@@ -181,51 +165,3 @@ def tradeoff_figure(runs: pd.DataFrame, published: dict, top: int) -> Figure:
               fontsize=7, loc="best")
     return Figure(fig, ["Hollow circles: the paper's rows; filled squares: ours. Red: flat reduced sampling; "
                         "green: three-stage bottleneck sampling (the paper's colours)."])
-
-
-def make_table_4_9(runs):
-    return performance_table(runs, CIFAR10, "ResNet56", "cifar10")
-
-
-def make_table_4_10(runs):
-    return analysis_table(runs, CIFAR10, "ResNet56")
-
-
-def make_figure_4_1(runs):
-    return tradeoff_figure(runs, CIFAR10, 1)
-
-
-def make_figure_4_2(runs):
-    return tradeoff_figure(runs, CIFAR10, 5)
-
-
-def make_table_4_11(runs):
-    return performance_table(runs, CIFAR100, "ResNet56", "cifar100")
-
-
-def make_table_4_12(runs):
-    return analysis_table(runs, CIFAR100, "ResNet56")
-
-
-def make_figure_4_3(runs):
-    return tradeoff_figure(runs, CIFAR100, 1)
-
-
-def make_figure_4_4(runs):
-    return tradeoff_figure(runs, CIFAR100, 5)
-
-
-def make_table_4_13(runs):
-    return performance_table(runs, IMAGENET, "M-Net v2", "imagenet")
-
-
-def make_table_4_14(runs):
-    return analysis_table(runs, IMAGENET, "M-Net v2")
-
-
-def make_figure_4_5(runs):
-    return tradeoff_figure(runs, IMAGENET, 1)
-
-
-def make_figure_4_6(runs):
-    return tradeoff_figure(runs, IMAGENET, 5)

@@ -1,16 +1,18 @@
 """Jiang's architecture-reduction artifacts (dissertation Sec. 3.1 and 4.1): CRnet-CB and CRnet-CIB.
 
-Produces
-  make_table_4_1 ... make_table_4_8   the CRnet results tables: params, MACs and accuracy per
-                                      setting x strategy, the published values beside ours
+Produces (builders named by the sweep files, their parameters the artifacts' ``options``)
+  make_results_table(published)       Tables 4-1 ... 4-8: params, MACs and accuracy per setting x
+                                      strategy, the published values beside ours
   make_table_3_1, make_table_3_2      the two architectures, regenerated from the built models
                                       (``runs: false``), with params and MACs per stage or block
   make_figure_3_1                     feature maps of the first convolution of a trained ResNet-56
-  make_figure_crnet_cifar10/_cifar100 beyond the paper: accuracy vs MACs and vs measured latency
-                                      (batch 1 and 256) of every strategy and setting
+  make_tradeoff_figure(dataset)       beyond the paper: accuracy vs MACs and vs latency (batch 1 and
+                                      256) of every strategy and setting on cifar10 or cifar100; the
+                                      latency is read from the timed trials of sweep jiang_crnet_latency
   make_table_crnet_exp_g, make_figure_crnet_exp_g
                                       beyond the paper: the strategies over exp {2,4,6,8} x g {2,4,8}
-  PUBLISHED                           Tables 4-1 ... 4-8 transcribed: (params M, FLOPs M, top-1 %)
+  PUBLISHED                           Tables 4-1 ... 4-8 as analysis/published/jiang.yaml holds them:
+                                      (params M, FLOPs M, top-1 %)
 
 How the paper's columns map onto ours
   "Parameter (M)"  -> ``params`` / 1e6: every parameter, BN's affine ones included (Sec. 4.1.2
@@ -38,8 +40,10 @@ from functools import lru_cache
 import pandas as pd
 
 from harness import models
+from harness.errors import ConfigError
 from harness.measure import profile
 
+from .published import table as published_table
 from .report import Figure, Table, mean_std
 
 SETTINGS = ((4, 2, 0.5), (6, 2, 0.5), (4, 4, 0.25))  # (exp, g, alpha) in the tables' order
@@ -56,7 +60,6 @@ ROLE_COLORS = {"Ghost module": "tab:blue", "CR module": "tab:red", "Group Convol
 NETWORK_LABEL = {"crnet_cb": "CRnet-CB", "crnet_cib": "CRnet-CIB"}
 NETWORK_MARKER = {"crnet_cb": "o", "crnet_cib": "s"}
 PAPER_INPUT = (3, 32, 32)
-LATENCY_THREADS = 1  # CPU threads for the latency panels: a trial's default (--cpus-per-trial 1)
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
@@ -73,77 +76,23 @@ class Published:
     rows: dict  # (exp, g, alpha, strategy) -> (params M, FLOPs M or None, top-1 %)
 
 
-def _rows(network: str, values: list) -> dict:
-    keys = [(e, g, a, s) for e, g, a in SETTINGS for s in ORDER[network]]
-    assert len(keys) == len(values)
-    return dict(zip(keys, values))
+def _published(key: str) -> Published:
+    """Table ``key`` of analysis/published/jiang.yaml, its rows keyed (exp, g, alpha, strategy)."""
+    block = published_table("jiang", key)
+    rows = {(r["exp"], r["g"], r["alpha"], r["strategy"]): (r["params_m"], r["flops_m"], r["top1"])
+            for r in block["rows"]}
+    assert list(rows) == [(e, g, a, s) for e, g, a in SETTINGS for s in ORDER[block["network"]]], key
+    return Published(block["network"], block["dataset"], block["batch_size"], rows)
 
 
-PUBLISHED = {
-    "4-1": Published("crnet_cb", "cifar10", 256, _rows("crnet_cb", [
-        (0.16, 28.17, 90.72), (0.16, 27.36, 91.46), (0.15, 24.78, 89.61), (0.15, 25.59, 90.35),
-        (0.27, 44.00, 90.90), (0.26, 43.19, 91.80), (0.25, 39.31, 90.81), (0.25, 40.13, 90.42),
-        (0.12, 21.15, 89.21), (0.12, 19.94, 90.67), (0.10, 16.07, 89.42), (0.11, 17.28, 88.81)])),
-    "4-2": Published("crnet_cb", "cifar10", 64, _rows("crnet_cb", [
-        (0.16, 28.17, 90.88), (0.16, 27.36, 90.73), (0.15, 24.78, 89.22), (0.15, 25.59, 90.08),
-        (0.27, 44.00, 90.52), (0.26, 43.19, 91.11), (0.25, 39.31, 88.88), (0.25, 40.13, 90.49),
-        (0.12, 21.15, 90.17), (0.12, 19.94, 90.34), (0.10, 16.07, 88.21), (0.11, 17.28, 89.37)])),
-    # The source text lost the FLOPs of the exp 4 / g 4 c1dw-c1dw row ("0.15 2"); Table 4-4 prints
-    # 21.18 for the same model.
-    "4-3": Published("crnet_cb", "cifar100", 256, _rows("crnet_cb", [
-        (0.18, 28.20, 67.04), (0.18, 27.39, 68.40), (0.17, 24.81, 66.96), (0.17, 25.62, 67.11),
-        (0.30, 44.03, 67.61), (0.30, 43.22, 68.05), (0.28, 39.35, 66.70), (0.29, 40.16, 67.17),
-        (0.15, None, 65.75), (0.14, 19.96, 67.29), (0.13, 16.09, 66.31), (0.13, 17.31, 65.15)])),
-    "4-4": Published("crnet_cb", "cifar100", 64, _rows("crnet_cb", [
-        (0.18, 28.20, 68.36), (0.18, 27.39, 68.76), (0.17, 24.81, 66.82), (0.17, 25.62, 67.61),
-        (0.30, 44.03, 68.85), (0.30, 43.22, 69.91), (0.28, 39.35, 67.17), (0.29, 40.16, 66.95),
-        (0.15, 21.18, 67.51), (0.14, 19.96, 68.62), (0.13, 16.09, 66.24), (0.13, 17.31, 65.57)])),
-    "4-5": Published("crnet_cib", "cifar10", 256, _rows("crnet_cib", [
-        (0.29, 24.58, 92.66), (0.29, 23.90, 93.11), (0.28, 20.51, 88.77), (0.28, 21.19, 91.16),
-        (0.52, 36.23, 92.90), (0.52, 35.55, 93.23), (0.50, 30.46, 89.46), (0.51, 31.14, 92.28),
-        (0.25, 17.71, 91.49), (0.24, 16.69, 91.88), (0.23, 11.60, 87.80), (0.23, 12.62, 90.37)])),
-    "4-6": Published("crnet_cib", "cifar10", 64, _rows("crnet_cib", [
-        (0.29, 24.58, 92.12), (0.29, 23.90, 92.60), (0.28, 20.51, 89.87), (0.28, 21.19, 91.99),
-        (0.52, 36.23, 93.20), (0.52, 35.55, 92.94), (0.50, 30.46, 89.26), (0.51, 31.14, 92.02),
-        (0.25, 17.71, 92.32), (0.24, 16.69, 92.33), (0.23, 11.60, 88.58), (0.23, 12.62, 91.08)])),
-    "4-7": Published("crnet_cib", "cifar100", 256, _rows("crnet_cib", [
-        (0.30, 24.59, 70.06), (0.30, 23.91, 70.78), (0.29, 20.52, 64.78), (0.29, 21.20, 67.65),
-        (0.53, 36.23, 70.81), (0.53, 35.55, 70.58), (0.51, 30.46, 64.96), (0.51, 31.15, 69.05),
-        (0.25, 17.71, 67.63), (0.25, 16.69, 69.26), (0.23, 11.60, 62.18), (0.24, 12.63, 66.22)])),
-    "4-8": Published("crnet_cib", "cifar100", 64, _rows("crnet_cib", [
-        (0.30, 24.59, 71.76), (0.30, 23.91, 72.10), (0.29, 20.52, 64.48), (0.29, 21.20, 69.59),
-        (0.53, 36.23, 70.79), (0.53, 35.55, 72.70), (0.51, 30.46, 65.68), (0.51, 31.15, 70.08),
-        (0.25, 17.71, 69.01), (0.25, 16.69, 70.41), (0.23, 11.60, 61.87), (0.24, 12.63, 68.05)])),
-}
+# Tables 4-1 ... 4-8 as published: (params M, FLOPs M or None, top-1 %) per (setting, strategy)
+PUBLISHED = {key: _published(key) for key in ("4-1", "4-2", "4-3", "4-4", "4-5", "4-6", "4-7", "4-8")}
 FIGURE_TABLES = {"cifar10": ("4-1", "4-2", "4-5", "4-6"), "cifar100": ("4-3", "4-4", "4-7", "4-8")}
-
 # Tables 3-1 and 3-2 as printed: the structure the built models are compared with.
-TABLE_3_1 = (  # layer, input, operator, inner, exp, out, stride, blocks
-    ("conv1", "3×32×32", "conv3×3", None, None, 16, 1, None),
-    ("conv2-x", "16×32×32", "C-Bneck", 16, 4, 64, 1, 3),
-    ("conv3-x", "64×32×32", "C-Bneck", 32, 4, 128, 2, 4),
-    ("conv4-x", "128×16×16", "C-Bneck", 32, 4, 128, 1, 6),
-    ("conv5-x", "128×16×16", "C-Bneck", 64, 4, 256, 2, 3),
-    ("", "256×8×8", "avg_pool 8×8", None, None, 256, None, None),
-    ("", "256×1×1", "fc", None, None, "class", None, None),
-)
-TABLE_3_2 = (  # input, operator, inner, exp, out, stride, SE, DW
-    ("3×32×32", "conv 3×3", None, None, 16, 1, None, None),
-    *[("16×32×32", "C-IBneck", 64, 4, 16, 1, 0, 3)] * 3,
-    *[("16×32×32", "C-IBneck", 64, 4, 16, 1, 0.25, 5)] * 2,
-    ("16×32×32", "C-IBneck", 128, 4, 32, 2, 0, 3),
-    *[("32×16×16", "C-IBneck", 128, 4, 32, 1, 0, 3)] * 3,
-    *[("32×16×16", "C-IBneck", 128, 4, 32, 1, 0.25, 3)] * 2,
-    ("32×16×16", "C-IBneck", 256, 4, 64, 2, 0.25, 5),
-    ("64×8×8", "C-IBneck", 256, 4, 64, 1, 0, 3),
-    ("64×8×8", "C-IBneck", 256, 4, 64, 1, 0.25, 3),
-    ("64×8×8", "C-IBneck", 256, 4, 64, 1, 0, 3),
-    ("64×8×8", "C-IBneck", 256, 4, 64, 1, 0.25, 3),
-    ("64×8×8", "conv 1×1", None, None, 256, 1, None, None),
-    ("256×8×8", "avg_pool 8×8", None, None, 256, None, None, None),
-    ("256×1×1", "conv2d 1×1", None, None, 64, 1, None, None),
-    ("64×1×1", "fc", None, None, "class", None, None, None),
-)
+TABLE_3_1 = tuple(tuple(r[k] for k in ("layer", "input", "operator", "inner", "exp", "out", "stride", "blocks"))
+                  for r in published_table("jiang", "3-1")["rows"])
+TABLE_3_2 = tuple(tuple(r[k] for k in ("input", "operator", "inner", "exp", "out", "stride", "se", "dw"))
+                  for r in published_table("jiang", "3-2")["rows"])
 
 
 # ---- counts from the built models ----
@@ -176,9 +125,11 @@ def _shape(t) -> str:
 
 # ---- Tables 4-1 ... 4-8 ----
 
-def results_table(runs: pd.DataFrame | None, number: str) -> Table:
-    """One of Tables 4-1 ... 4-8: the published row beside our counts and accuracy per cell."""
-    pub = PUBLISHED[number]
+def make_results_table(runs: pd.DataFrame | None, published: str) -> Table:
+    """One of Tables 4-1 ... 4-8 (``published``): the published row beside our counts and accuracy per cell."""
+    if published not in PUBLISHED:
+        raise ConfigError("options.published", published, "one of " + ", ".join(PUBLISHED))
+    pub = PUBLISHED[published]
     classes = NUM_CLASSES[pub.dataset]
     groups = runs.groupby("row") if runs is not None and not runs.empty else None
     baseline = {}  # (exp, g, alpha) -> (paper FLOPs, our macs) of the c1dw-c1dw row
@@ -227,42 +178,10 @@ def results_table(runs: pd.DataFrame | None, number: str) -> Table:
     if batch_sizes and batch_sizes != [pub.batch_size]:
         notes.append(f"Trained at batch size {', '.join(map(str, batch_sizes))} (this profile's choice, see the sweep "
                      f"file), not the paper's {pub.batch_size}.")
-    if number == "4-3":
-        notes.append("The source text lost the FLOPs of the exp = 4, g = 4, α = 0.25 c1dw-c1dw row; Table 4-4 "
-                     "prints 21.18 for the same model.")
+    lost = published_table("jiang", published).get("lost")
+    if lost:
+        notes.append(lost)
     return Table(frame, notes)
-
-
-def make_table_4_1(runs):
-    return results_table(runs, "4-1")
-
-
-def make_table_4_2(runs):
-    return results_table(runs, "4-2")
-
-
-def make_table_4_3(runs):
-    return results_table(runs, "4-3")
-
-
-def make_table_4_4(runs):
-    return results_table(runs, "4-4")
-
-
-def make_table_4_5(runs):
-    return results_table(runs, "4-5")
-
-
-def make_table_4_6(runs):
-    return results_table(runs, "4-6")
-
-
-def make_table_4_7(runs):
-    return results_table(runs, "4-7")
-
-
-def make_table_4_8(runs):
-    return results_table(runs, "4-8")
 
 
 # ---- Tables 3-1 and 3-2, from the built models ----
@@ -455,17 +374,31 @@ def make_figure_3_1(runs: pd.DataFrame) -> Figure:
 
 # ---- beyond the paper: accuracy vs MACs and vs measured latency ----
 
-def _dataset_input(dataset: str, root, image_size) -> tuple[tuple[int, int, int], int]:
-    """(C, H, W) and classes of a dataset as the trials saw it (reads it once)."""
+def _dataset_input(dataset: str, image_size) -> tuple[tuple[int, int, int], int]:
+    """(C, H, W) and classes of a dataset as the trials built their models for it (its registry entry)."""
     from harness import data
 
-    info = data.load(dataset, data_root=root, val_size=1, train_subset=1, test_subset=1, image_size=image_size).info
-    return (info.channels, *info.image_size), info.num_classes
+    return data.nominal_shape(dataset, image_size)
 
 
 def _config_value(runs: pd.DataFrame, column: str):
     values = set(runs.get(column, pd.Series(dtype=str)).dropna()) - {"null", "None"}
     return next(iter(values)) if values else None
+
+
+LATENCY_SWEEP = "jiang_crnet_latency"  # harness/methods/latency.py trials: every CRnet of the tables, timed
+
+
+def latency_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs of the latency sweep at the profile of ``runs`` (same store), indexed by
+    (row label, dataset); empty when none are recorded."""
+    from harness.runs import load_runs
+
+    uri = runs.attrs.get("tracking_uri")
+    frame = load_runs(LATENCY_SWEEP, uri, profile=runs["profile"].iloc[0], status="FINISHED") if uri else None
+    if frame is None or frame.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["row", "dataset"]))
+    return frame.drop_duplicates(["row", "dataset"], keep="last").set_index(["row", "dataset"])
 
 
 def _sibling_runs(runs: pd.DataFrame, tables: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -488,43 +421,53 @@ def _sibling_runs(runs: pd.DataFrame, tables: tuple[str, ...]) -> dict[str, pd.D
 
 
 def tradeoff_points(runs: pd.DataFrame, tables: tuple[str, ...], batch_sizes=(1, 256)) -> pd.DataFrame:
-    """One row per (table, setting, strategy) with runs: accuracy, MACs as trained, measured latency."""
-    from harness.latency import measure_latency
-
+    """One row per (table, setting, strategy) with runs: accuracy, MACs as trained, and the latency the
+    sweep jiang_crnet_latency recorded for the same model at the same dataset's input (NaN without it)."""
+    latency = latency_runs(runs)
     rows = []
-    latency_cache: dict = {}
     for number, frame in _sibling_runs(runs, tables).items():
         pub = PUBLISHED[number]
         dataset = frame["dataset"].iloc[0]
         size = _config_value(frame, "config.data.image_size")
-        shape, classes = _dataset_input(dataset, _config_value(frame, "config.data.data_root"),
-                                        int(size) if size else None)
+        shape, _ = _dataset_input(dataset, int(size) if size else None)
         for (e, g, a, s), (_, p_flops, p_acc) in pub.rows.items():
             group = frame[frame["row"] == row_label(e, g, a, s)]
             if group.empty:
                 continue
-            key = (pub.network, e, g, a, s, shape, classes)
-            if key not in latency_cache:
-                model = models.build(pub.network, num_classes=classes, in_channels=shape[0], image_size=shape[1],
-                                     exp=e, g=g, alpha=a, strategy=s)
-                # One thread, as a trial run with --cpus-per-trial 1 trains (ignored on a GPU).
-                latency_cache[key] = {b: measure_latency(model, shape, b, repeats=10 if b == 1 else 3,
-                                                         warmup=2 if b == 1 else 1, threads=LATENCY_THREADS)
-                                      for b in batch_sizes}
-            lat = latency_cache[key]
+            key = (f"{pub.network}_{row_label(e, g, a, s)}", dataset)
+            lat = latency.loc[key] if key in latency.index else pd.Series(dtype=object)
             record = {"table": number, "network": pub.network, "batch_size": pub.batch_size, "exp": e, "g": g,
                       "alpha": a, "strategy": s, "role": ROLE[pub.network][s], "dataset": dataset,
                       "input": "×".join(map(str, shape)), "test_acc": group["test_acc"].mean(), "n": len(group),
                       "macs": group["macs"].mean(), "paper_flops_m": p_flops, "paper_acc": p_acc,
-                      "device": lat[batch_sizes[0]]["device"],
+                      "device": lat.get("device"), "threads": lat.get("latency_threads"),
+                      "torch_version": lat.get("torch_version"),
                       "trained_on": ", ".join(sorted(set(group.get("device", pd.Series(dtype=str)).dropna())))}
             for b in batch_sizes:
-                record[f"latency_ms_b{b}"] = lat[b]["latency_s"] * 1000
+                record[f"latency_ms_b{b}"] = float(lat.get(f"latency_s_b{b}", float("nan"))) * 1000
             rows.append(record)
     return pd.DataFrame(rows)
 
 
-def _tradeoff_figure(runs: pd.DataFrame, dataset: str) -> Figure:
+def _latency_note(points: pd.DataFrame) -> str:
+    """Where the latency panels' numbers were measured, from the latency runs' tags and metrics."""
+    timed = points.dropna(subset=["device"]) if "device" in points else points.iloc[0:0]
+    if timed.empty:
+        return (f"Latency: no runs of sweep {LATENCY_SWEEP} at this profile, so the latency panels are empty "
+                f"(`harness run {LATENCY_SWEEP} --profile <profile>` records them; reports never time anything).")
+    where = "; ".join(sorted({f"{r['device']}, {int(float(r['threads']))} thread(s), torch {r['torch_version']}"
+                              for _, r in timed.iterrows()}))
+    return (f"Latency: recorded by the trials of sweep {LATENCY_SWEEP} (harness/methods/latency.py), forward pass "
+            f"only, eval mode, median of 10 (batch 1) or 3 (batch 256) passes after warm-up, on {where}; "
+            f"{len(timed)} of {len(points)} points have one. The runs' `device` tag names the machine that "
+            "trained them.")
+
+
+def make_tradeoff_figure(runs: pd.DataFrame, dataset: str) -> Figure:
+    """Beyond the paper: accuracy vs MACs and vs recorded latency of every (setting, strategy) of the
+    tables on ``dataset`` (cifar10: Tables 4-1, 4-2, 4-5, 4-6; cifar100: 4-3, 4-4, 4-7, 4-8)."""
+    if dataset not in FIGURE_TABLES:
+        raise ConfigError("options.dataset", dataset, "one of " + ", ".join(FIGURE_TABLES))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -570,24 +513,13 @@ def _tradeoff_figure(runs: pd.DataFrame, dataset: str) -> Figure:
              "MACs are the runs' logged `macs` (their dataset's input); "
              + ("crosses are the paper's (FLOPs, accuracy)." if on_paper_data else
                 f"the paper's points are left out: these runs are not on {dataset}."),
-             "Latency: `harness.latency.measure_latency` when this report was rendered, forward pass only, eval mode, "
-             "median of 10 (batch 1) or 3 (batch 256) passes after warm-up, on "
-             + (points["device"].iloc[0] if not points.empty else "this machine")
-             + "; the runs' `device` tag names the machine that trained them."]
+             _latency_note(points)]
     if not points.empty:
         notes.append("Inputs: " + ", ".join(sorted(set(points["dataset"] + " " + points["input"]))) + "; trained on: "
                      + ", ".join(sorted(set(points["trained_on"].dropna()))) + ".")
     if missing:
         notes.append("No runs yet for Tables " + ", ".join(missing) + " at this profile (run their sweeps to add them).")
     return Figure(fig, notes)
-
-
-def make_figure_crnet_cifar10(runs):
-    return _tradeoff_figure(runs, "cifar10")
-
-
-def make_figure_crnet_cifar100(runs):
-    return _tradeoff_figure(runs, "cifar100")
 
 
 # ---- beyond the paper: exp x g ----

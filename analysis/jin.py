@@ -2,9 +2,12 @@
 
 Tables 2.1, 2.2, 3.1, 3.2, Figures 2.4, 2.5, 3.2, 3.3, 3.4, 3.6, and (beyond the paper) the
 measured latency of every kernel variant, from the sweeps
-  jin_table_2_2           MNIST column of Table 2.2, Figure 2.4; Table 2.1 and the latency table (no runs)
+  jin_table_2_2           MNIST column of Table 2.2, Figure 2.4; Table 2.1 (no runs)
   jin_table_2_2_cifar10   CIFAR-10 column of Table 2.2, Figure 2.5
   jin_table_3_1           AlexNet on CIFAR-10: Table 3.1, Figures 3.2-3.6; Table 3.2 (no runs)
+  jin_latency             the latency table, from trials that time each variant (harness/methods/latency.py)
+Every accuracy figure is one builder, ``make_curve_figure(published, dataset, panels)``; the thesis's
+numbers are analysis/published/jin.yaml's.
 The count tables build each sweep row's model at 224x224 with 1,000 classes (the thesis's setting,
 Sec. 2.5) on torch's meta device: shapes and counts without memory or arithmetic.
 
@@ -27,6 +30,9 @@ import re
 
 import pandas as pd
 
+from harness.errors import ConfigError
+
+from .published import table as published_table
 from .report import Figure, Table, mean_std
 
 MODEL_NAMES = {"alexnet": "AlexNet", "vgg19": "VGG19", "inception_v3": "Inception-v3", "resnet18": "ResNet18",
@@ -34,46 +40,15 @@ MODEL_NAMES = {"alexnet": "AlexNet", "vgg19": "VGG19", "inception_v3": "Inceptio
 COUNT_INPUT = (3, 224, 224)  # "for inference on one sample of size 224x224" (Sec. 2.5)
 COUNT_CLASSES = 1000
 
+# The thesis's tables, from analysis/published/jin.yaml.
 # Table 2.1: (model, type) -> (# params, FLOPs) as printed
-TABLE_2_1 = {
-    ("alexnet", "dense"): ("61.1M", "715M"), ("alexnet", "sparse"): ("59.1M", "163M"),
-    ("vgg19", "dense"): ("143.7M", "19.6B"), ("vgg19", "sparse"): ("128.1M", "4.5B"),
-    ("inception_v3", "dense"): ("23.8M", "6.4B"), ("inception_v3", "sparse"): ("13.6M", "2.4B"),
-    ("resnet18", "dense"): ("11.5M", "1.8B"), ("resnet18", "sparse"): ("2.96M", "403M"),
-    ("resnet50", "dense"): ("22.7M", "3.8B"), ("resnet50", "sparse"): ("13.9M", "2.2B"),
-}
+TABLE_2_1 = {(r["model"], r["type"]): (r["params"], r["flops"]) for r in published_table("jin", "2.1")["rows"]}
 # Table 2.2: (model, type) -> (MNIST %, CIFAR10 %)
-TABLE_2_2 = {
-    ("alexnet", "dense"): (99.49, 89.93), ("alexnet", "sparse"): (99.47, 89.54),
-    ("vgg19", "dense"): (99.62, 93.91), ("vgg19", "sparse"): (99.57, 93.55),
-    ("inception_v3", "dense"): (99.38, 89.80), ("inception_v3", "sparse"): (99.05, 89.43),
-    ("resnet18", "dense"): (99.36, 92.72), ("resnet18", "sparse"): (98.43, 90.18),
-    ("resnet50", "dense"): (99.01, 92.90), ("resnet50", "sparse"): (98.96, 91.49),
-}
+TABLE_2_2 = {(r["model"], r["type"]): (r["mnist"], r["cifar10"]) for r in published_table("jin", "2.2")["rows"]}
 # Table 3.1: our row label -> (the thesis's model type, CIFAR10 test accuracy %)
-TABLE_3_1 = {
-    "dense": ("dense", 89.93),
-    "sparse": ("sparse", 89.54),
-    "binary-heuristic": ("binary sparse (heuristic)", 86.83),
-    "binary-approx": ("binary sparse (approximation)", 79.69),
-    "local-binary-heuristic": ("local binary sparse (heuristic)", 88.61),
-    "local-binary-approx": ("local binary sparse (approximation)", 88.35),
-    "cs-local-binary-256": ("channel sparse local binary sparse (256)", 87.14),
-    "cs-local-binary-512": ("channel sparse local binary sparse (512)", 87.55),
-    "cs-local-binary-1024": ("channel sparse local binary sparse (1024)", 88.22),
-    "cs-local-binary-2048": ("channel sparse local binary sparse (2048)", 88.60),
-}
+TABLE_3_1 = {r["row"]: (r["type"], r["cifar10"]) for r in published_table("jin", "3.1")["rows"]}
 # Table 3.2: (the thesis's model type, our row label, # params, FLOPs)
-TABLE_3_2 = [
-    ("dense", "dense", "61.1M", "715M"),
-    ("sparse", "sparse", "59.1M", "163M"),
-    ("binary sparse", "binary-heuristic", "58.9M", "114M"),
-    ("local binary (256)", "local-binary-heuristic", "58.9M", "183M"),
-    ("channel sparse local binary sparse (256)", "cs-local-binary-256", "58.6M", "60.7M"),
-    ("channel sparse local binary sparse (512)", "cs-local-binary-512", "58.6M", "61.3M"),
-    ("channel sparse local binary sparse (1024)", "cs-local-binary-1024", "58.6M", "62.5M"),
-    ("channel sparse local binary sparse (2048)", "cs-local-binary-2048", "58.6M", "64.8M"),
-]
+TABLE_3_2 = [(r["type"], r["row"], r["params"], r["flops"]) for r in published_table("jin", "3.2")["rows"]]
 UNITS = {"K": 1e3, "M": 1e6, "B": 1e9}
 
 
@@ -428,112 +403,80 @@ def curve_figure(runs: pd.DataFrame, sweep_name: str, panels: list, published: d
     return Figure(fig, notes)
 
 
-def _chapter2_figure(runs: pd.DataFrame, sweep_name: str, column: int, paper_dataset: str) -> Figure:
-    panels = [(MODEL_NAMES[name], [f"{name}-dense", f"{name}-sparse"]) for name in MODEL_NAMES]
-    published = {f"{name}-{kind}": values[column] for (name, kind), values in TABLE_2_2.items()}
-    return curve_figure(runs, sweep_name, panels, published, paper_dataset)
-
-
-def make_figure_2_4(runs: pd.DataFrame) -> Figure:
-    return _chapter2_figure(runs, "jin_table_2_2", 0, "mnist")
-
-
-def make_figure_2_5(runs: pd.DataFrame) -> Figure:
-    return _chapter2_figure(runs, "jin_table_2_2_cifar10", 1, "cifar10")
-
-
-def _chapter3_figure(runs: pd.DataFrame, panels: list) -> Figure:
-    published = {label: value for label, (_, value) in TABLE_3_1.items()}
-    return curve_figure(runs, "jin_table_3_1", panels, published, "cifar10")
-
-
-def make_figure_3_2(runs: pd.DataFrame) -> Figure:
-    return _chapter3_figure(runs, [("AlexNet: binary sparse vs dense and sparse",
-                                    ["dense", "sparse", "binary-heuristic", "binary-approx"])])
-
-
-def make_figure_3_3(runs: pd.DataFrame) -> Figure:
-    return _chapter3_figure(runs, [("(a) heuristic method", ["dense", "binary-heuristic", "local-binary-heuristic"]),
-                                   ("(b) approximation method", ["dense", "binary-approx", "local-binary-approx"])])
-
-
-def make_figure_3_4(runs: pd.DataFrame) -> Figure:
-    return _chapter3_figure(runs, [("local binary sparse: heuristic vs approximation",
-                                    ["local-binary-heuristic", "local-binary-approx"])])
-
-
-def make_figure_3_6(runs: pd.DataFrame) -> Figure:
-    return _chapter3_figure(runs, [("channel-sparse local binary sparse (heuristic)",
-                                    ["local-binary-heuristic", "cs-local-binary-256", "cs-local-binary-512",
-                                     "cs-local-binary-1024", "cs-local-binary-2048"])])
+def make_curve_figure(runs: pd.DataFrame, published: str, dataset: str, panels: list | None = None) -> Figure:
+    """Figures 2.4, 2.5 (``published`` 2.2) and 3.2-3.6 (3.1): per-epoch accuracy of the rows of each
+    panel ({title, rows}), beside the thesis's final test accuracy on ``dataset`` (mnist or cifar10).
+    Without ``panels``, one per model of Table 2.2 with its dense and sparse rows."""
+    if published == "2.2":
+        values = {f"{name}-{kind}": v for (name, kind), v in zip(TABLE_2_2, published_table("jin", "2.2")["rows"])}
+    elif published == "3.1":
+        values = {r["row"]: r for r in published_table("jin", "3.1")["rows"]}
+    else:
+        raise ConfigError("options.published", published, "2.2 or 3.1 (the thesis's accuracy tables)")
+    if dataset not in ("mnist", "cifar10") or any(dataset not in r for r in values.values()):
+        raise ConfigError("options.dataset", dataset,
+                          f"a column of Table {published}: mnist or cifar10 (2.2), cifar10 (3.1)")
+    if panels is None:
+        panels = [{"title": MODEL_NAMES[name], "rows": [f"{name}-dense", f"{name}-sparse"]} for name in MODEL_NAMES]
+    for i, panel in enumerate(panels):
+        if not isinstance(panel, dict) or set(panel) != {"title", "rows"}:
+            raise ConfigError(f"options.panels[{i}]", panel, "a mapping of title and rows (row labels)")
+    return curve_figure(runs, runs.attrs["sweep"], [(p["title"], p["rows"]) for p in panels],
+                        {label: r[dataset] for label, r in values.items()}, dataset)
 
 
 # ---- beyond the paper: latency ------------------------------------------------------------------
 
-# One of Jin's models and, to join a cross-paper comparison, the CIFAR ResNet and MobileNetV2 of the
-# other papers, all at CIFAR's 3x32x32.
-LATENCY_MODELS = ("alexnet", "resnet20", "mobilenetv2")
-LATENCY_VARIANTS = [("dense", {}), ("maxmin", {}), ("binary_heuristic", {}), ("binary_approx", {}),
-                    ("local_binary_heuristic", {"width": 256}),
-                    ("local_binary_heuristic", {"width": 256, "channel_sparse": True})]
-LATENCY_INPUT = (3, 32, 32)
-# Small on purpose: the table is rendered in the test suite. Rounds interleave the variants, so a
-# load change on a shared machine hits all of them alike; the median of the rounds is reported.
-LATENCY_BATCH, LATENCY_ROUNDS, LATENCY_THREADS = 4, 3, 1
+def _ms(run: pd.Series, metric: str) -> float:
+    return float(run[metric]) * 1e3
 
 
-def _median_range(values: list[float]) -> tuple[float, str]:
-    ms = sorted(v * 1e3 for v in values)
-    return ms[len(ms) // 2], f"{ms[0]:.2f}-{ms[-1]:.2f}"
+def _conv_label(options: dict) -> str:
+    """The variant as the table names it: conv and, when set, its conv_options (as the sweep row gives them)."""
+    conv, conv_options = options.get("conv") or "dense", options.get("conv_options")
+    return conv + (f" {conv_options}" if conv_options else "")
 
 
-def make_latency(runs=None) -> Table:
-    """Beyond the paper: forward latency of every kernel variant, measured, beside its counted MACs."""
-    import torch
-    from torch.nn.utils import parametrize
+def make_latency(runs: pd.DataFrame, batch: int = 4) -> Table:
+    """Beyond the paper: forward latency of every kernel variant, as the trials of sweep jin_latency
+    recorded it (harness/methods/latency.py), beside its counted MACs."""
+    from harness import catalog
 
-    from harness import models
-    from harness.latency import measure_latency
-    from harness.measure import profile
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(LATENCY_THREADS)  # one trial's share of a CPU, and steadier than many threads
+    rows = catalog.resolve(runs.attrs["sweep"])[0].rows  # the rows' order and model options, as the sweep gives them
+    options = {r["label"]: ((r.get("config") or {}).get("model") or {}).get("options") or {} for r in rows}
+    order = runs["row"].map({label: i for i, label in enumerate(options)})
+    runs = runs.assign(_order=order).sort_values(["_order", "row"])
+    key = f"_b{batch}"
     frame_rows = []
-    try:
-        for name in LATENCY_MODELS:
-            built = []
-            for conv, conv_options in LATENCY_VARIANTS:
-                torch.manual_seed(0)
-                model = models.build(name, num_classes=10, in_channels=LATENCY_INPUT[0],
-                                     image_size=LATENCY_INPUT[1], conv=conv, conv_options=conv_options or None)
-                built.append((conv, conv_options, model, profile(model, LATENCY_INPUT), [], []))
-            for _ in range(LATENCY_ROUNDS):
-                for _, _, model, _, cached, rederived in built:
-                    timing = dict(input_shape=LATENCY_INPUT, batch_size=LATENCY_BATCH, repeats=1, warmup=1)
-                    rederived.append(measure_latency(model, **timing)["per_image_s"])
-                    with parametrize.cached():  # deployed: the kernel derived once, then a dense conv
-                        result = measure_latency(model, **timing)
-                    cached.append(result["per_image_s"])
-            dense_macs, dense_ms = built[0][3]["macs"], _median_range(built[0][4])[0]
-            for conv, conv_options, _, counts, cached, rederived in built:
-                cached_ms, cached_range = _median_range(cached)
-                frame_rows.append({
-                    "model": name, "conv": conv + (f" {conv_options}" if conv_options else ""),
-                    "macs": fmt_count(counts["macs"]), "nonzero_params": fmt_count(counts["nonzero_params"]),
-                    "binary_adds": fmt_count(counts["binary_adds"]) if counts["binary_adds"] else "0",
-                    "MAC saving (x)": _fmt(dense_macs / counts["macs"], 2),
-                    "ms/image, kernel cached": _fmt(cached_ms, 2), "range": cached_range,
-                    "ms/image, re-derived": _fmt(_median_range(rederived)[0], 2),
-                    "measured speed-up (x)": _fmt(dense_ms / cached_ms, 2)})
-        device = result["device"]
-    finally:
-        torch.set_num_threads(threads)
-    notes = [f"Forward latency per image at batch {LATENCY_BATCH}, 3x32x32, {LATENCY_THREADS} CPU thread, on "
-             f"{device}: the median (and range) of {LATENCY_ROUNDS} rounds that each time every variant once "
-             "after one warm-up pass (harness.latency). 'cached': the re-derived weight computed once "
+    for name, group in runs.groupby("config.model.name", sort=False):
+        dense = group[group["config.model.options.conv"].fillna("dense") == "dense"] \
+            if "config.model.options.conv" in group else group
+        dense = dense.iloc[0] if not dense.empty else None
+        for _, run in group.iterrows():
+            lowest, highest = (_ms(run, f"cached_{m}{key}") / batch for m in ("latency_min_s", "latency_max_s"))
+            frame_rows.append({
+                "model": name, "conv": _conv_label(options.get(run["row"], {})),
+                "macs": fmt_count(float(run["macs"])), "nonzero_params": fmt_count(float(run["nonzero_params"])),
+                "binary_adds": fmt_count(float(run["binary_adds"])) if float(run["binary_adds"]) else "0",
+                "MAC saving (x)": _fmt(float(dense["macs"]) / float(run["macs"]), 2) if dense is not None else "-",
+                "ms/image, kernel cached": _fmt(_ms(run, f"cached_per_image_s{key}"), 2),
+                "range": f"{lowest:.2f}-{highest:.2f}",
+                "ms/image, re-derived": _fmt(_ms(run, f"per_image_s{key}"), 2),
+                "measured speed-up (x)": _fmt(_ms(dense, f"cached_per_image_s{key}")
+                                              / _ms(run, f"cached_per_image_s{key}"), 2) if dense is not None else "-"})
+    devices = ", ".join(sorted(set(runs.get("device", pd.Series(dtype=str)).dropna()))) or "an unrecorded device"
+    threads = ", ".join(sorted({str(int(float(t)))
+                                for t in runs.get("latency_threads", pd.Series(dtype=float)).dropna()}))
+    torch_versions = ", ".join(sorted(set(runs.get("torch_version", pd.Series(dtype=str)).dropna()))) or "?"
+    repeats = ", ".join(sorted(set(runs.get("config.method.options.repeats", pd.Series(dtype=str)).dropna()))) or "?"
+    shapes = ", ".join(sorted(set(runs.get("dataset", pd.Series(dtype=str)).dropna())))
+    notes = [f"Forward latency per image at batch {batch}, each model built at the nominal input of {shapes}, "
+             f"{threads or '?'} CPU thread(s), on {devices}, torch {torch_versions}: recorded by the trials of sweep "
+             f"jin_latency (harness/methods/latency.py), the median (and range) of {repeats} timed passes after "
+             "warm-up, one trial per variant. 'cached': the re-derived weight computed once "
              "(torch.nn.utils.parametrize.cached), i.e. the deployed model, a dense conv with a zero-filled or "
              "±scale kernel; 're-derived': computed at every forward, as in training. A quick measurement: "
-             "repeat it with harness.latency for more rounds before citing a difference under ~20 %.",
+             "raise method.options.repeats before citing a difference under ~20 %.",
              "MAC saving = dense macs / the variant's macs (full-precision multiplications); measured speed-up = "
              "dense ms/image / the variant's (cached). Dense convolution libraries do not skip zeros, so a "
              "2-sparse or binary kernel runs about as fast as the dense one however many multiplications it "

@@ -23,44 +23,26 @@ import math
 
 import pandas as pd
 
+from .published import table as published_table
 from .report import Figure, Table
 
 BASE_NAMES = {"vgg16": "VGG-16", "mobilenetv2": "MobileNetV2", "wrn28_10": "WRN"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "pet": "Oxford-Pet"}
 SQRT_HALF = "√0.5"
+# The slides' numbers, from analysis/published/poellot.yaml.
+_ACCURACY = published_table("poellot", "accuracy")
+_TIMING = published_table("poellot", "timing")
 # The accuracy table's rows in the slides' order: our setting label -> (α, N, method as printed)
-SETTINGS = {
-    "a0.71-n1": (SQRT_HALF, 1, ""), "a0.5-n1": ("0.5", 1, ""),
-    "a0.5-n2-stacking": ("0.5", 2, "Stacking"), "a0.5-n2-soft_voting": ("0.5", 2, "Soft Voting"),
-    "a0.5-n2-combonet": ("0.5", 2, "ComboNet"),
-    "a0.25-n4-stacking": ("0.25", 4, "Stacking"), "a0.25-n4-soft_voting": ("0.25", 4, "Soft Voting"),
-    "a0.25-n4-combonet": ("0.25", 4, "ComboNet"),
-}
+SETTINGS = {r["row"]: (r["alpha"], r["n"], r["method"]) for r in _ACCURACY["rows"]}
 FULL = "full"
 # Slide 12, difference to the full-size network in points: (setting, base, dataset) -> value; blank cells absent
-_PAPER_COLUMNS = [("vgg16", "cifar10"), ("vgg16", "cifar100"), ("vgg16", "pet"), ("mobilenetv2", "cifar10"),
-                  ("mobilenetv2", "cifar100"), ("wrn28_10", "cifar10"), ("wrn28_10", "cifar100")]
-_PAPER_ROWS = {
-    "a0.71-n1": (-0.06, -0.16, 1.29, -5.44, -2.45, None, None),
-    "a0.5-n1": (-0.69, -2.18, 0.18, -2.00, -5.04, -0.52, -1.01),
-    "a0.5-n2-stacking": (0.43, -0.01, 0.82, -0.16, -1.78, 0.07, 0.01),
-    "a0.5-n2-soft_voting": (0.37, 0.32, 1.63, -0.45, -1.59, 0.14, 0.40),
-    "a0.5-n2-combonet": (0.41, 0.65, 1.63, -0.23, -0.44, 0.12, 0.49),
-    "a0.25-n4-stacking": (-0.16, None, None, None, None, -0.34, -0.58),
-    "a0.25-n4-soft_voting": (-0.28, None, None, None, None, -0.21, 0.16),
-    "a0.25-n4-combonet": (-0.03, None, None, None, None, -0.10, 0.49),
-}
-PAPER_ACCURACY = {(setting, base, dataset): value for setting, values in _PAPER_ROWS.items()
-                  for (base, dataset), value in zip(_PAPER_COLUMNS, values) if value is not None}
+_PAPER_COLUMNS = [tuple(c.split("/")) for c in _ACCURACY["columns"]]
+PAPER_ACCURACY = {(r["row"], *column): r[name] for r in _ACCURACY["rows"]
+                  for column, name in zip(_PAPER_COLUMNS, _ACCURACY["columns"]) if r[name] is not None}
 # Slide 13, milliseconds per batch of 224x224x3 images on one GTX 1080 Ti: (α, N) row -> per base
-TIMING_ROWS = {"a1-n1": ("1", 1), "a0.5-n1": ("0.5", 1), "a0.5-n2": ("0.5", 2), "a0.25-n8": ("0.25", 8)}
-PAPER_TIMING = {
-    "a1-n1": {"vgg16": 67.77, "mobilenetv2": 17.84, "wrn28_10": 106.26},
-    "a0.5-n1": {"vgg16": 26.36, "mobilenetv2": 10.20, "wrn28_10": 35.85},
-    "a0.5-n2": {"vgg16": 54.52, "mobilenetv2": 19.50, "wrn28_10": 72.90},
-    "a0.25-n8": {"vgg16": 101.76, "mobilenetv2": 73.54, "wrn28_10": 145.52},
-}
-PAPER_DEVICE = "GTX 1080 Ti (11 GB), Intel Xeon 10-core, PyTorch"
+TIMING_ROWS = {r["row"]: (r["alpha"], r["n"]) for r in _TIMING["rows"]}
+PAPER_TIMING = {r["row"]: {base: r[base] for base in BASE_NAMES if base in r} for r in _TIMING["rows"]}
+PAPER_DEVICE = _TIMING["device"]
 BASE_COLUMN = "config.model.options.base"
 
 

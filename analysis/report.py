@@ -61,6 +61,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     runs.attrs = attrs
     if runs.empty:
         return []
+    runs.attrs["sweep"] = sweep.name  # for builders that read more of the sweep's runs (per-epoch history)
     if sweep.is_search:
         runs.attrs["objectives"] = sweep.objectives(profile)
     result = catalog.report_function(artifact)(runs, **artifact.options)

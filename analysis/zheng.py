@@ -4,6 +4,9 @@ From the sweeps (row labels ``<variant>-s<sparsity %>``, ``<variant>-b<batch>``,
   zheng_table_1   AlexNet (alexnet_fmnist) on Fashion-MNIST: Tables 1, 2, Figures 2a, 2b
   zheng_table_3   VGG-16 on CIFAR-10: Tables 3, 4, Figures 3a, 3b
   zheng_table_5   ResNet-32 on CIFAR-100: Tables 5, 6, Figures 4a, 4b, 5a; Figure 5b (analytic, no runs)
+Builders: ``make_sparsity_table``, ``make_batch_table`` and ``make_accuracy_figure`` (``by``: sparsity
+or batch) of one model and dataset, ``published`` (alexnet_fmnist, vgg16_cifar10, resnet32_cifar100: its
+values in analysis/published/zheng.yaml); ``make_figure_5a``, ``make_figure_5b``.
 
 Column mapping, paper -> ours:
   "C-CNN", "SC-CNN", "SWR-CNN", "SWR-CNN + DBS"
@@ -31,70 +34,34 @@ import numpy as np
 import pandas as pd
 
 from harness import runs as recorded
+from harness.errors import ConfigError
 
+from .published import load as published_file
+from .published import table as published_table
 from .report import Figure, Table, mean_std
 
 VARIANTS = {"c_cnn": "C-CNN", "sc_cnn": "SC-CNN", "swr_cnn": "SWR-CNN", "swr_cnn_dbs": "SWR-CNN + DBS"}
 SPARSITIES = (20, 30, 40, 50, 60, 70, 80)
 BATCHES = (64, 128, 256, 512, 1024)
-PAPER_DEVICE = "TensorFlow on an NVIDIA RTX 2080 Ti (Sec. 4), full dataset and models"
 
 
-def _table(rows: dict) -> dict:
-    """{key: (time, speed) x 4 variants} from the printed rows."""
-    return {key: {v: (vals[2 * i], vals[2 * i + 1]) for i, v in enumerate(VARIANTS) if 2 * i < len(vals)}
-            for key, vals in rows.items()}
+def _variants(record: dict) -> dict:
+    """{variant: (time, speed)} of one printed row (the batch tables have no SWR-CNN + DBS column)."""
+    return {v: (record[f"{v}_time"], record[f"{v}_speed"]) for v in VARIANTS if f"{v}_time" in record}
 
 
-# Per dataset: baseline seconds, the paper's sparsity for the batch tables, sparsity table, batch table
-PAPER = {
-    "zheng_table_1": dict(
-        baseline=17, sparsity=30, figure=2,
-        sparse=_table({20: (12, 1.42, 37, 0.46, 17, 1.00, 11, 1.55), 30: (12, 1.42, 37, 0.46, 17, 1.00, 11, 1.55),
-                       40: (12, 1.42, 36, 0.47, 16, 1.06, 11, 1.55), 50: (11, 1.55, 37, 0.46, 17, 1.00, 11, 1.55),
-                       60: (11, 1.55, 37, 0.46, 16, 1.06, 10, 1.7), 70: (11, 1.55, 36, 0.47, 16, 1.06, 10, 1.7),
-                       80: (11, 1.55, 37, 0.46, 16, 1.06, 10, 1.7),
-                       "Overall": (11.42, 1.49, 36.71, 0.46, 16.43, 1.03, 10.57, 1.61)}),
-        batch=_table({64: (20, 0.85, 53, 0.32, 24, 0.71), 128: (12, 1.42, 37, 0.46, 17, 1.00),
-                      256: (7, 2.43, 28, 0.61, 13, 1.31), 512: (5, 3.4, 22, 0.77, 10, 1.70),
-                      1024: (3, 5.67, 21, 0.81, 8, 2.13), "DBS": (6, 2.83, 24, 0.71, 11, 1.55)}),
-        # accuracies the text quotes: (variant, sparsity %) -> %; (variant, batch or "DBS") -> %
-        acc_sparse={("c_cnn", 30): 90.83, ("sc_cnn", 30): 92.29, ("swr_cnn", 30): 92.45, ("swr_cnn_dbs", 30): 93.49,
-                    ("c_cnn", 60): 89.49, ("swr_cnn_dbs", 80): 90.94},
-        acc_batch={("c_cnn", 64): 90.62, ("c_cnn", 1024): 89.51, ("sc_cnn", 64): 90.87, ("sc_cnn", 1024): 88.02,
-                   ("swr_cnn", 64): 90.95, ("swr_cnn", 1024): 88.34,
-                   ("c_cnn", "DBS"): 90.97, ("sc_cnn", "DBS"): 93.35, ("swr_cnn", "DBS"): 93.49}),
-    "zheng_table_3": dict(
-        baseline=26, sparsity=40, figure=3,
-        sparse=_table({20: (19, 1.37, 41, 0.63, 18, 1.44, 15, 1.73), 30: (19, 1.37, 41, 0.63, 18, 1.44, 14, 1.86),
-                       40: (18, 1.44, 40, 0.65, 18, 1.44, 14, 1.86), 50: (18, 1.44, 40, 0.65, 18, 1.44, 14, 1.86),
-                       60: (18, 1.44, 40, 0.65, 18, 1.44, 13, 2.00), 70: (18, 1.44, 39, 0.67, 17, 1.53, 13, 2.00),
-                       80: (18, 1.44, 39, 0.67, 17, 1.53, 12, 2.17),
-                       "Overall": (18.3, 1.42, 40.0, 0.65, 17.71, 1.47, 13.57, 1.92)}),
-        batch=_table({64: (28, 0.93, 62, 0.42, 28, 0.93), 128: (18, 1.44, 40, 0.65, 18, 1.44),
-                      256: (13, 2.00, 32, 0.81, 15, 1.73), 512: (11, 2.36, 28, 0.93, 13, 2.00),
-                      1024: (9, 2.89, 27, 0.96, 12, 2.17), "DBS": (13, 2.00, 29, 0.90, 14, 1.86)}),
-        acc_sparse={("c_cnn", 40): 88.36, ("sc_cnn", 40): 88.34, ("swr_cnn", 40): 89.02, ("swr_cnn_dbs", 40): 89.73,
-                    ("c_cnn", 60): 88.42, ("c_cnn", 80): 83.65},
-        acc_batch={("c_cnn", 64): 87.54, ("c_cnn", 1024): 87.99, ("sc_cnn", 64): 86.87, ("sc_cnn", 1024): 67.73,
-                   ("swr_cnn", 64): 87.50, ("swr_cnn", 1024): 68.91,
-                   ("c_cnn", "DBS"): 88.54, ("sc_cnn", "DBS"): 88.67, ("swr_cnn", "DBS"): 89.73}),
-    "zheng_table_5": dict(
-        baseline=54, sparsity=40, figure=4,
-        sparse=_table({20: (28, 1.93, 51, 1.06, 25, 2.16, 21, 2.57), 30: (28, 1.93, 51, 1.06, 25, 2.16, 21, 2.57),
-                       40: (29, 1.86, 49, 1.10, 24, 2.25, 20, 2.7), 50: (28, 1.93, 53, 1.02, 26, 2.08, 22, 2.45),
-                       60: (29, 1.86, 53, 1.02, 26, 2.08, 22, 2.45), 70: (30, 1.8, 51, 1.06, 25, 2.16, 21, 2.57),
-                       80: (28, 1.93, 49, 1.1, 24, 2.25, 20, 2.7),
-                       "Overall": (28.57, 1.89, 51, 1.06, 25, 2.16, 21, 2.57)}),
-        batch=_table({64: (49, 1.10, 90, 0.60, 53, 1.02), 128: (29, 1.86, 49, 1.10, 20, 2.70),
-                      256: (20, 2.70, 34, 1.59, 14, 3.86), 512: (14, 3.86, 25, 2.16, 11, 4.91),
-                      1024: (12, 4.50, 22, 2.45, 10, 5.40), "DBS": (18, 3.00, 29, 1.86, 13, 4.15)}),
-        acc_sparse={("c_cnn", 40): 68.81, ("sc_cnn", 40): 72.12, ("swr_cnn", 40): 72.56, ("swr_cnn_dbs", 40): 73.26,
-                    ("c_cnn", 80): 59.62},
-        acc_batch={("c_cnn", 64): 70.00, ("c_cnn", 1024): 42.71, ("sc_cnn", 64): 70.72, ("sc_cnn", 1024): 62.64,
-                   ("swr_cnn", 64): 71.04, ("swr_cnn", 1024): 63.49,
-                   ("c_cnn", "DBS"): 68.98, ("sc_cnn", "DBS"): 72.33, ("swr_cnn", "DBS"): 73.29}),
-}
+def published_values(key: str) -> dict:
+    """One model/dataset of analysis/published/zheng.yaml (alexnet_fmnist, vgg16_cifar10,
+    resnet32_cifar100): the baseline seconds, the batch tables' sparsity, the sparsity and batch
+    tables, and the accuracies the text quotes, (variant, sparsity %) or (variant, batch or "DBS") -> %."""
+    sparse, batch = published_table("zheng", f"{key}/sparsity"), published_table("zheng", f"{key}/batch")
+    return dict(baseline=sparse["baseline_s"], sparsity=batch["sparsity"],
+                sparse={r["sparsity"]: _variants(r) for r in sparse["rows"]},
+                batch={r["batch"]: _variants(r) for r in batch["rows"]},
+                acc_sparse={(r["variant"], r["sparsity"]): r["accuracy"]
+                            for r in published_table("zheng", f"{key}/accuracy_sparsity")["rows"]},
+                acc_batch={(r["variant"], r["batch"]): r["accuracy"]
+                           for r in published_table("zheng", f"{key}/accuracy_batch")["rows"]})
 
 
 def _num(runs: pd.DataFrame, column: str) -> pd.Series:
@@ -120,7 +87,8 @@ def _device_note(runs: pd.DataFrame) -> str:
     torch_versions = ", ".join(sorted(set(runs.get("torch_version", pd.Series(dtype=str)).dropna()))) or "?"
     return (f"Our times: mean epoch_time_s per epoch (train_time_s / epochs), measured on {devices} with PyTorch "
             f"{torch_versions} (concurrent trials and other jobs on the same machine share its cores and add "
-            f"noise); the paper's: {PAPER_DEVICE}. Absolute times are not comparable; compare the speed columns.")
+            f"noise); the paper's: {published_file('zheng')['device']}. Absolute times are not comparable; "
+            "compare the speed columns.")
 
 
 def _speed_notes(runs: pd.DataFrame, baseline: float | None) -> list[str]:
@@ -133,8 +101,9 @@ def _speed_notes(runs: pd.DataFrame, baseline: float | None) -> list[str]:
             "the measured columns."]
 
 
-def _sparsity_table(runs: pd.DataFrame, sweep: str) -> Table:
-    paper = PAPER[sweep]
+def make_sparsity_table(runs: pd.DataFrame, published: str) -> Table:
+    """Tables 1, 3, 5: time per epoch and speed-up per sparsity, the paper's (``published``) beside ours."""
+    paper = published_values(published)
     runs = _prepare(runs)
     base = _of(runs, "c_cnn-s0")
     base_time = base["epoch_s"].mean() if not base.empty else None
@@ -176,8 +145,9 @@ def _batch_rows(variant: str, key, sparsity: int) -> str:
     return f"{variant}-b{key}"
 
 
-def _batch_table(runs: pd.DataFrame, sweep: str) -> Table:
-    paper = PAPER[sweep]
+def make_batch_table(runs: pd.DataFrame, published: str) -> Table:
+    """Tables 2, 4, 6: time per epoch and speed-up per batch size and with DBS, the paper's beside ours."""
+    paper = published_values(published)
     runs = _prepare(runs)
     base = _of(runs, "c_cnn-s0")
     base_time = base["epoch_s"].mean() if not base.empty else None
@@ -201,10 +171,13 @@ def _batch_table(runs: pd.DataFrame, sweep: str) -> Table:
     return Table(pd.DataFrame(records), notes)
 
 
-def _accuracy_figure(runs: pd.DataFrame, sweep: str, by: str) -> Figure:
+def make_accuracy_figure(runs: pd.DataFrame, published: str, by: str) -> Figure:
+    """Figures 2-4 (a: ``by`` sparsity, b: ``by`` batch): our test accuracy, the text's quoted ones as crosses."""
     import matplotlib.pyplot as plt
 
-    paper = PAPER[sweep]
+    if by not in ("sparsity", "batch"):
+        raise ConfigError("options.by", by, "sparsity or batch")
+    paper = published_values(published)
     runs = _prepare(runs)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     markers = dict(zip(VARIANTS, "osD^"))
@@ -235,54 +208,6 @@ def _accuracy_figure(runs: pd.DataFrame, sweep: str, by: str) -> Figure:
     notes = ["Lines: our test_acc of the last epoch, mean over seeds; crosses: the accuracies the paper's text "
              "quotes (its figures are not given as numbers)."]
     return Figure(fig, notes)
-
-
-def make_table_1(runs):
-    return _sparsity_table(runs, "zheng_table_1")
-
-
-def make_table_2(runs):
-    return _batch_table(runs, "zheng_table_1")
-
-
-def make_table_3(runs):
-    return _sparsity_table(runs, "zheng_table_3")
-
-
-def make_table_4(runs):
-    return _batch_table(runs, "zheng_table_3")
-
-
-def make_table_5(runs):
-    return _sparsity_table(runs, "zheng_table_5")
-
-
-def make_table_6(runs):
-    return _batch_table(runs, "zheng_table_5")
-
-
-def make_figure_2a(runs):
-    return _accuracy_figure(runs, "zheng_table_1", "sparsity")
-
-
-def make_figure_2b(runs):
-    return _accuracy_figure(runs, "zheng_table_1", "batch")
-
-
-def make_figure_3a(runs):
-    return _accuracy_figure(runs, "zheng_table_3", "sparsity")
-
-
-def make_figure_3b(runs):
-    return _accuracy_figure(runs, "zheng_table_3", "batch")
-
-
-def make_figure_4a(runs):
-    return _accuracy_figure(runs, "zheng_table_5", "sparsity")
-
-
-def make_figure_4b(runs):
-    return _accuracy_figure(runs, "zheng_table_5", "batch")
 
 
 def layer2_kernels(model, out_channels: int = 6, in_channels: int = 6):

@@ -13,6 +13,13 @@ A sweep file in ``sweeps/`` is data (YAML, never evaluated) and declares:
                        for a search, a ``search`` overlay (fewer samples, another scheduler)
   search               instead of rows: a space sampled by a Ray Tune searcher (harness.search), each
                        sampled configuration run once per axes point
+  extends              another sweep file (path relative to this one), deep-merged under this file:
+                       this file's keys win, lists replace the parent's
+  row_template         rows generated after ``rows``: a ``label`` and ``config`` in which "{key}" is
+                       substituted, over the product of ``product: {factor: [values]}`` (a value that is
+                       a mapping binds its keys, a scalar binds the factor's name)
+  sweeps               several sweeps in one file: each entry (its own ``name``) deep-merged over the
+                       file's other keys; such a sweep is addressed as ``<file>#<name>``
 A cell is one (row x axes) point: its resolved config is checked before Ray starts. A search's
 samples are checked as they are drawn, and its space, before Ray starts (``SearchPlan``).
 """
@@ -20,19 +27,22 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from . import search as search_space
+from .checks import checked
 from .config import RunConfig, apply_overrides, deep_merge
 from .errors import ConfigError
+from .sweepfile import KEYS, require as _require, typed as _typed
+from .sweepfile import read as _read, template_rows as _template_rows
 
 PAPERS = ("zheng", "poellot", "calli", "jiang", "jin", "cross")  # cross: one design space over all five
 KINDS = ("table", "figure")
 PROFILES = ("paper", "quick", "smoke")
+ARTIFACT_KEYS = ("id", "kind", "number", "title", "report", "runs", "options")
 
 
 def sweeps_dir() -> Path:
@@ -146,7 +156,7 @@ class Sweep:
                 if dataset is not None:
                     d = apply_overrides(d, {"data.dataset": dataset})
                 d = apply_overrides(d, sets)
-                cfg = RunConfig.from_dict(d)
+                cfg = checked(d)  # the config, then its model and method (harness.checks)
                 cells.append(Cell(row=row["label"], config=cfg.to_dict(), digest=cfg.digest()))
         return cells
 
@@ -172,7 +182,7 @@ class SearchPlan:
 
     def resolve(self, values: dict, point: int) -> RunConfig:
         """The checked config of sampled ``values`` at axis point ``point``."""
-        return RunConfig.from_dict(apply_overrides(search_space.apply_values(self.base, values), self.points[point]))
+        return checked(apply_overrides(search_space.apply_values(self.base, values), self.points[point]))
 
     def cell(self, values: dict, sample_id: int, point: int) -> Cell:
         cfg = self.resolve(values, point)
@@ -203,45 +213,41 @@ class SearchPlan:
         return cls(spec=search_space.parse_search(payload["search"]), base=payload["base"], axes=payload["axes"])
 
 
-def _require(d: dict, key: str, where: str):
-    if key not in d:
-        raise ConfigError(f"{where}.{key}", None, "a value (the key is missing)")
-    return d[key]
+def load_sweeps(path: Path) -> list[Sweep]:
+    """Every sweep a file declares: one, or one per entry of its ``sweeps:`` list."""
+    d = _read(path)
+    variants = d.pop("sweeps", None)
+    if variants is None:
+        return [_build(d, path, path.name, str(path))]
+    _typed(variants, list, f"{path.name}.sweeps", "a non-empty list of sweep overlays", optional=False)
+    out = []
+    for i, v in enumerate(variants):
+        v = _typed(v, dict, f"{path.name}.sweeps[{i}]", "a mapping (a sweep overlay with its own name)", optional=False)
+        name = _typed(_require(v, "name", f"{path.name}.sweeps[{i}]"), str, f"{path.name}.sweeps[{i}].name", "a string",
+                      optional=False)
+        if name in [s.name for s in out]:
+            raise ConfigError(f"{path.name}.sweeps[{i}].name", name, "a sweep name no other entry uses")
+        for key in v:
+            if key not in KEYS or key in ("extends", "sweeps"):
+                raise ConfigError(f"{path.name}.sweeps[{i}].{key}", v[key], "a sweep key: one of "
+                                  + ", ".join(k for k in KEYS if k not in ("extends", "sweeps")))
+        out.append(_build(deep_merge(d, v), path, f"{path.name}#{name}", f"{path}#{name}"))
+    return out
 
 
-def _typed(value, kind, where: str, what: str, optional: bool = True):
-    """``value`` if it is a ``kind`` (or None when ``optional``), else a ConfigError naming ``where``."""
-    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
-        return value
-    raise ConfigError(where, value, what)
+def load_sweep(path: Path, name: Optional[str] = None) -> Sweep:
+    """The sweep of a one-sweep file, or the one called ``name`` of a file of several."""
+    sweeps = load_sweeps(path)
+    if name is None and len(sweeps) == 1:
+        return sweeps[0]
+    for s in sweeps:
+        if s.name == name:
+            return s
+    raise ConfigError("sweep", name, f"one of the sweeps of {path.name}, as {path.name}#<name>: "
+                      + ", ".join(s.name for s in sweeps))
 
 
-def _plain(value, where: str) -> None:
-    """A sweep file holds data only: YAML's dates, sets and binary values are no config value."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _typed(k, str, f"{where}.{k}", "a key that is a string", optional=False)
-            _plain(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _plain(v, f"{where}[{i}]")
-    elif not (value is None or isinstance(value, (str, int, float, bool))):
-        raise ConfigError(where, str(value), "a number, string, boolean, list or mapping")
-
-
-def load_sweep(path: Path) -> Sweep:
-    where = path.name
-    try:
-        with open(path) as f:
-            d = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(where, at + str(getattr(e, "problem", None) or e).strip(), "a YAML sweep file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError("sweep file", str(path), f"a readable YAML file ({e})") from None
-    d = _typed(d or {}, dict, where, "a mapping of name, paper, artifacts, base, rows, axes, profiles")
-    _plain(d, where)
+def _build(d: dict, path: Path, where: str, address: str) -> Sweep:
     name, paper = _require(d, "name", where), _require(d, "paper", where)
     _typed(name, str, f"{where}.name", "a string (the MLflow experiment)", optional=False)
     if paper not in PAPERS:
@@ -251,21 +257,28 @@ def load_sweep(path: Path) -> Sweep:
                                  optional=False)):
         at = f"{where}.artifacts[{i}]"
         _typed(a, dict, at, "a mapping of id, kind, number, title, report", optional=False)
+        for key in a:
+            if key not in ARTIFACT_KEYS:
+                raise ConfigError(f"{at}.{key}", a[key], "an artifact key: one of " + ", ".join(ARTIFACT_KEYS))
         if a.get("kind") not in KINDS:
             raise ConfigError(f"{at}.kind", a.get("kind"), "table or figure")
         for key in ("id", "title", "report"):
             _typed(_require(a, key, at), str, f"{at}.{key}", "a string", optional=False)
         if a["report"].count(":") != 1:
-            raise ConfigError(f"{at}.report", a["report"], "module:function, e.g. analysis.jiang:make_table_4_9")
+            raise ConfigError(f"{at}.report", a["report"],
+                              "module:function, e.g. analysis.jiang:make_performance_table")
         arts.append(Artifact(id=a["id"], paper=paper, kind=a["kind"], number=str(_require(a, "number", at)),
                              title=a["title"], sweep=name, report=a["report"], runs=bool(a.get("runs", True)),
                              options=dict(_typed(a.get("options"), dict, f"{at}.options", "a mapping") or {}),
-                             sweep_file=str(path)))
-    if d.get("search") is not None and d.get("rows"):
-        raise ConfigError(f"{where}.rows", [r.get("label") if isinstance(r, dict) else r for r in d["rows"]],
+                             sweep_file=address))
+    if d.get("search") is not None and (d.get("rows") or d.get("row_template")):
+        raise ConfigError(f"{where}.rows", [r.get("label") if isinstance(r, dict) else r for r in d.get("rows") or []]
+                          or "row_template",
                           "absent beside search: (a search samples its configurations; shared settings go in base)")
     _typed(d.get("search"), dict, f"{where}.search", "a mapping (see README: Search)")
-    rows = tuple(_typed(d.get("rows"), list, f"{where}.rows", "a list of rows") or [{"label": "default", "config": {}}])
+    rows = (_typed(d.get("rows"), list, f"{where}.rows", "a list of rows") or []) + _template_rows(
+        d.get("row_template"), f"{where}.row_template")
+    rows = tuple(rows or [{"label": "default", "config": {}}])
     for i, r in enumerate(rows):
         _typed(r, dict, f"{where}.rows[{i}]", "a mapping of label and config", optional=False)
         _typed(_require(r, "label", f"{where}.rows"), str, f"{where}.rows[{i}].label", "a string", optional=False)
@@ -301,17 +314,26 @@ def report_function(artifact: Artifact):
         raise ConfigError(key, artifact.report, f"module:function of an importable module ({e})") from None
     if not callable(fn):
         raise ConfigError(key, artifact.report, f"module:function of a function {module} defines")
+    import inspect
+
+    try:  # the artifact's options are the builder's keyword arguments: a wrong one fails before any run
+        inspect.signature(fn).bind(None, **artifact.options)
+    except TypeError as e:
+        params = list(inspect.signature(fn).parameters)[1:]
+        raise ConfigError(key.replace(".report", ".options"), artifact.options,
+                          f"keyword arguments of {artifact.report}: {', '.join(params) or 'none'} ({e})") from None
     return fn
 
 
 def all_sweeps() -> dict[str, Sweep]:
     out = {}
     for path in sorted(sweeps_dir().glob("*.yaml")):
-        s = load_sweep(path)
-        if s.name in out:
-            raise ConfigError(f"{path.name}.name", s.name, f"a sweep name {out[s.name].path.name} does not also use")
-        out[s.name] = s
-    return out
+        for s in load_sweeps(path):
+            if s.name in out:
+                raise ConfigError(f"{path.name}.name", s.name,
+                                  f"a sweep name {out[s.name].path.name} does not also use")
+            out[s.name] = s
+    return dict(sorted(out.items()))  # by name, as when every sweep had a file of its own name
 
 
 def all_artifacts() -> dict[str, Artifact]:
@@ -320,10 +342,11 @@ def all_artifacts() -> dict[str, Artifact]:
 
 def resolve(target: str) -> tuple[Sweep, list[Artifact]]:
     """An artifact id, a sweep name or a sweep file path -> (its sweep, the artifacts to render)."""
-    if target.endswith((".yaml", ".yml")) or os.sep in target:
-        if not Path(target).is_file():
-            raise ConfigError("sweep file", target, "an existing sweep file (no such file)")
-        s = load_sweep(Path(target))
+    file, _, name = target.partition("#") if re.search(r"\.ya?ml#", target) else (target, "", "")
+    if file.endswith((".yaml", ".yml")) or os.sep in file:
+        if not Path(file).is_file():
+            raise ConfigError("sweep file", file, "an existing sweep file (no such file)")
+        s = load_sweep(Path(file), name or None)
         return s, list(s.artifacts)
     sweeps = all_sweeps()
     if target in sweeps:

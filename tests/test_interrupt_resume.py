@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 NAME = "interrupt_resume"
 SWEEP = {"name": NAME, "paper": "jiang",
          "artifacts": [{"id": "interrupt-resume", "kind": "table", "number": "0", "title": "interrupted",
-                        "report": "analysis.jiang:make_table_4_9"}],
+                        "report": "analysis.jiang:make_performance_table",
+                       "options": {"published": "4-9"}}],
          # about half a second an epoch on one core: SIGINT lands while the first trial runs
          "base": {"data": {"dataset": "digits", "train_subset": 1000, "test_subset": 100, "val_size": 50},
                   "model": {"name": "resnet20"}, "train": {"epochs": 12, "batch_size": 32, "milestones": [9]}},

@@ -3,7 +3,8 @@
 The three sweeps run once per test session, with every other sweep, into one MLflow store (conftest's
 smoke_all; Table 2.2 reads its CIFAR-10 column from the second sweep's runs); each test then checks
 one sweep or one artifact in depth.
-The count tables and the latency table need no runs and are checked for their numbers.
+The count tables need no runs and are checked for their numbers; the latency table reads the timed
+trials of jin_latency (harness/methods/latency.py).
 """
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from harness import runs as recorded, catalog
 
 pytestmark = pytest.mark.slow
 
-JIN_SWEEPS = ("jin_table_2_2_cifar10", "jin_table_2_2", "jin_table_3_1")  # the CIFAR-10 column first
+JIN_SWEEPS = ("jin_table_2_2_cifar10", "jin_table_2_2", "jin_table_3_1", "jin_latency")  # the CIFAR-10 column first
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,9 @@ def test_latency_table_measures_every_variant_beside_its_mac_saving(jin_smoke):
     alexnet_sparse = table[(table["model"] == "alexnet") & (table["conv"] == "maxmin")].iloc[0]
     assert float(alexnet_sparse["MAC saving (x)"]) > 4
     assert all(float(v) > 0 for v in table["ms/image, kernel cached"])
-    assert "do not skip zeros" in Path(reports / "jin-latency.md").read_text()
+    notes = Path(reports / "jin-latency.md").read_text()
+    assert "do not skip zeros" in notes and "recorded by the trials of sweep jin_latency" in notes
+    assert "1 CPU thread(s)" in notes and "torch " in notes  # where it was measured, from the runs
 
 
 def test_reports_name_the_dataset_the_runs_used(jin_smoke):

@@ -14,3 +14,80 @@ def test_table_cells_keep_trailing_zeros_and_signs(tmp_path):
     assert "92.10" in md and "+0.50" in md and "-1.20" in md and "40551040" in md
     assert "- profile note\n- a note" in md
     assert "+0.50" in paths[1].read_text() and "92.10" in paths[2].read_text()
+
+
+# ---- reports are pure, published values are data ------------------------------------------------
+
+import ast  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from analysis import published  # noqa: E402
+from harness.errors import ConfigError  # noqa: E402
+
+ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
+SEEDS = ANALYSIS.parents[1] / "shared" / "seeds"
+TIMERS = {("time", "perf_counter"), ("time", "perf_counter_ns"), ("time", "time"), ("time", "monotonic"),
+          ("time", "process_time"), ("torch", "set_num_threads"), ("latency", "measure_latency")}
+
+
+def _timer_uses(path: Path) -> list[str]:
+    """time.perf_counter, time.time, torch.set_num_threads, measure_latency ...: used as an attribute or imported."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (node.value.id, node.attr) in TIMERS:
+            found.append(f"{node.value.id}.{node.attr}")
+        if isinstance(node, ast.ImportFrom):
+            found += [a.name for a in node.names if any(a.name == name for _, name in TIMERS)]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(ANALYSIS.rglob("*.py")), ids=lambda p: str(p.relative_to(ANALYSIS)))
+def test_no_report_function_times_anything(path):
+    assert _timer_uses(path) == [], f"{path.name} times something: measure it in a trial (harness/methods/latency.py)"
+
+
+def test_the_timer_check_finds_timers(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import time\nimport torch\nfrom harness.latency import measure_latency\n"
+                     "def f():\n    t = time.perf_counter()\n    torch.set_num_threads(1)\n    return time.time() - t\n")
+    assert sorted(_timer_uses(probe)) == ["measure_latency", "time.perf_counter", "time.time", "torch.set_num_threads"]
+
+
+def test_published_tables_are_loaded_from_their_files():
+    block = published.table("jiang", "4-1")
+    assert block["table"].startswith("Table 4-1:") and (block["network"], block["batch_size"]) == ("crnet_cb", 256)
+    assert block["rows"][1] == {"exp": 4, "g": 2, "alpha": 0.5, "strategy": "gc-c1dw", "params_m": 0.16,
+                                "flops_m": 27.36, "top1": 91.46}
+    assert published.table("jin", "2.1")["rows"][0] == {"model": "alexnet", "type": "dense", "params": "61.1M",
+                                                         "flops": "715M"}
+    with pytest.raises(ConfigError, match="one of 4-9, 4-11, 4-13, 4-1"):
+        published.table("jiang", "4-99")
+    with pytest.raises(ConfigError, match="calli, jiang, jin, poellot, zheng"):
+        published.load("nobody")
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed texts (../shared/seeds) are not beside this checkout")
+@pytest.mark.parametrize("paper", ["calli", "jiang", "jin", "poellot", "zheng"])
+def test_every_published_number_is_printed_in_its_seed_text(paper):
+    """Each value (but the settings that key a row: exp, g, α, N, sparsity, batch, shapes) is a number the
+    paper's text prints, so a transcription slip shows up here."""
+    data = published.load(paper)
+    text = (SEEDS / data["seed"]).read_text()
+    printed = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)}
+    keys = {"exp", "g", "alpha", "n", "sparsity", "batch", "inner", "out", "stride", "blocks", "se", "dw"}
+    checked = 0
+    for name, block in data.items():
+        for row in block["rows"] if isinstance(block, dict) and "rows" in block else []:
+            for key, value in row.items():
+                if isinstance(value, str) and re.fullmatch(r"[0-9.]+[KMB]", value):
+                    assert value in text, (name, row, key)
+                elif isinstance(value, (int, float)) and not isinstance(value, bool) and key not in keys:
+                    assert abs(value) in printed, (name, row, key)
+                else:
+                    continue
+                checked += 1
+    assert checked == {"calli": 10, "jiang": 319, "jin": 66, "poellot": 54, "zheng": 344}[paper]  # every value
