@@ -2,10 +2,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from harness import models
 from harness.errors import ConfigError
-from harness.measure import count_params, profile
+from harness.measure import count_params, profile, profile_model
+from harness.models.common import init_weights, make_stages, round_channels
 
 ALL_MODELS = models.names()
 
@@ -140,3 +142,80 @@ def test_mobilenetv2_small_input_strides():
 
     gray = models.build("mobilenetv2", in_channels=1, image_size=28)
     assert gray.features[0][0].in_channels == 1
+
+
+# ---- the shared scaffolding (harness.models.common) and counts it must keep ----
+
+def test_round_channels_rounds_halves_up_and_keeps_one_channel():
+    assert [round_channels(16, w) for w in (0.5, 5 / 32, 9 / 32, 0.7071067811865476, 0.01)] == [8, 3, 5, 11, 1]
+    assert round_channels(64, 0.7071067811865476) == 45  # 45.25
+    assert round_channels(4096, 0.7071067811865476) == 2896  # 2896.31
+
+
+def test_resnet20_at_a_half_channel_rounds_up():
+    # 16/32/64 x 5/32 = 2.5 / 5 / 10: the stem and first stage get 3 channels (Python's round gave 2)
+    model = models.build("resnet20", width=5 / 32)
+    assert (model.conv1.out_channels, model.layer2[0].conv1.out_channels, model.fc.in_features) == (3, 5, 10)
+
+
+class _Block(nn.Module):
+    def __init__(self, in_channels, out_channels, stride, tag=None):
+        super().__init__()
+        self.shape, self.tag = (in_channels, out_channels, stride), tag
+
+
+def test_make_stages_strides_each_stage_but_the_first_at_its_first_block():
+    stages = make_stages(_Block, 5, (8, 16, 32), 2, tag="t")
+    assert [[block.shape for block in stage] for stage in stages] == [
+        [(5, 8, 1), (8, 8, 1)], [(8, 16, 2), (16, 16, 1)], [(16, 32, 2), (32, 32, 1)]]
+    assert all(isinstance(stage, nn.Sequential) and block.tag == "t" for stage in stages for block in stage)
+
+
+def test_init_weights_draws_he_normal_and_keeps_or_zeroes_biases():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(64, 256, 3, bias=True), nn.BatchNorm2d(256), nn.Linear(256, 512))
+    with torch.no_grad():
+        model[1].weight.fill_(3.0)
+    conv_bias, linear = model[0].bias.clone(), model[2].weight.clone()
+    init_weights(model)
+    # fan_out = 256 x 3 x 3, ReLU gain sqrt(2): std sqrt(2 / 2304) = 0.02946
+    assert model[0].weight.std().item() == pytest.approx((2 / 2304) ** 0.5, rel=0.02)
+    assert torch.equal(model[0].bias, conv_bias) and torch.equal(model[2].weight, linear)
+    assert torch.equal(model[1].weight, torch.ones(256)) and torch.equal(model[1].bias, torch.zeros(256))
+    init_weights(model, mode="fan_in", zero_conv_bias=True, linear_std=0.01, zero_linear_bias=True)
+    assert model[0].weight.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.02)
+    assert model[2].weight.std().item() == pytest.approx(0.01, rel=0.02)
+    assert not model[0].bias.any() and not model[2].bias.any()
+
+
+def test_seeded_builds_are_identical():
+    for name, options in (("resnet20", {}), ("wrn28_10", {"width": 0.1}), ("calli_cifar", {})):
+        states = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            states.append(models.build(name, **options).state_dict())
+        assert all(torch.equal(states[0][k], states[1][k]) for k in states[0]), name
+
+
+@pytest.mark.parametrize("name,options,params,macs", [
+    # resnet20, width 0.5 (8/16/32 channels), 3x32x32, 10 classes; conv weights Cin*Cout*9, BN 2*C:
+    #   params: stem 216 + 16; stage 1: 3 x (2 x 576 + 32) = 3,552; stage 2: 1,152 + 2,304 + 64
+    #           + 2 x 4,672 = 12,864; stage 3: 4,608 + 9,216 + 128 + 2 x 18,560 = 51,072; fc 330
+    #           = 68,050
+    #   MACs (Cin*Cout*9 x output pixels): stem 216 x 1,024 = 221,184; stage 1: 6 x 576 x 1,024 =
+    #           3,538,944; stage 2: (1,152 + 5 x 2,304) x 256 = 3,244,032; stage 3: (4,608 + 5 x
+    #           9,216) x 64 = 3,244,032; fc 320 = 10,248,512
+    ("resnet20", {"width": 0.5}, 68_050, 10_248_512),
+    # wrn28_10, width 0.1 (2 / 16 / 32 / 64 channels: 1.6 rounds to 2), 3x32x32, 10 classes:
+    #   params: stem 54; group 1: (4 + 288 + 32 + 2,304 + 32 shortcut) + 3 x 4,672 = 16,676;
+    #           group 2: (32 + 4,608 + 64 + 9,216 + 512) + 3 x 18,560 = 70,112; group 3: (64 +
+    #           18,432 + 128 + 36,864 + 2,048) + 3 x 73,984 = 279,488; BN 128; fc 650 = 367,108
+    #   MACs: stem 54 x 1,024 = 55,296; group 1: (288 + 2,304 + 32 + 6 x 2,304) x 1,024 =
+    #           16,842,752; group 2: (4,608 + 9,216 + 512 + 6 x 9,216) x 256 = 17,825,792;
+    #           group 3: (18,432 + 36,864 + 2,048 + 6 x 36,864) x 64 = 17,825,792; fc 640
+    #           = 52,550,272
+    ("wrn28_10", {"width": 0.1}, 367_108, 52_550_272),
+])
+def test_counts_by_hand(name, options, params, macs):
+    counts = profile_model(name, options, (3, 32, 32))
+    assert (counts["params"], counts["macs"]) == (params, macs)

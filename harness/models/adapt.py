@@ -12,27 +12,24 @@ The families say what "small input" changes for each.
 """
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
 from ..errors import ConfigError
+from .common import round_channels
 
 SMALL_INPUT_MAX_SIZE = 64  # images up to this side count as small (MNIST, CIFAR), as for mobilenetv2
 
 
-def check_width(width) -> float:
-    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
+def check_width(width: float) -> float:
+    """The range of a builder's ``width`` option; its type is the builder's annotation (float)."""
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (channel multiplier, e.g. 1, 0.5, 0.25, 0.125)")
     return float(width)
 
 
-def small_input_for(small_input, image_size: int) -> bool:
-    if small_input is None:
-        return image_size <= SMALL_INPUT_MAX_SIZE
-    if not isinstance(small_input, bool):
-        raise ConfigError("model.small_input", small_input, "true, false or null (automatic: image_size <= 64)")
-    return small_input
+def small_input_for(small_input: bool | None, image_size: int) -> bool:
+    """A builder's ``small_input`` option (typed bool | None by its annotation), None: automatic."""
+    return image_size <= SMALL_INPUT_MAX_SIZE if small_input is None else small_input
 
 
 def check_image_size(image_size: int, minimum: int, why: str) -> None:
@@ -48,11 +45,6 @@ def check_rounding(rounding, key: str = "model.width_rounding") -> str:
         raise ConfigError(key, rounding, "exact (every scaled width must be whole) or nearest "
                                          "(round half up, at least 1 channel)")
     return rounding
-
-
-def round_channels(channels: int, width: float) -> int:
-    """``channels x width`` rounded to the nearest whole channel, halves up, at least 1."""
-    return max(1, math.floor(channels * width + 0.5))
 
 
 def _scaled(channels: int, width: float, model: str, rounding: str = "exact") -> int:

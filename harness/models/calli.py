@@ -28,14 +28,14 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .common import init_weights, make_stages
 
 BASELINE_WIDTHS = (32, 64, 128)
 CIFAR_WIDTHS = (32, 64, 128)
 
 
-def _widths(value, count: int) -> tuple[int, ...]:
-    if not (isinstance(value, (list, tuple)) and len(value) == count
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+def _widths(value: tuple[int, ...], count: int) -> tuple[int, ...]:  # typed by the builders' annotations
+    if not (len(value) == count and all(v >= 1 for v in value)):
         raise ConfigError("model.widths", value, f"a list of {count} positive channel counts")
     return tuple(value)
 
@@ -46,10 +46,8 @@ def check_baseline(widths=BASELINE_WIDTHS, **_dataset_options) -> None:
 
 def check_cifar(widths=CIFAR_WIDTHS, blocks=2, nonlinear=True, **_dataset_options) -> None:
     _widths(widths, 3)
-    if not (isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 1):
+    if blocks < 1:
         raise ConfigError("model.blocks", blocks, "an integer >= 1 (separable residual blocks per stage)")
-    if not isinstance(nonlinear, bool):
-        raise ConfigError("model.nonlinear", nonlinear, "true (BN-ReLU between depthwise and pointwise) or false")
 
 
 class CalliBaseline(nn.Module):
@@ -88,7 +86,7 @@ class SeparableResidualBlock(nn.Module):
         self.sep2 = separable3x3(out_channels, out_channels, 1, nonlinear)
         self.stride = stride
         self.pad_channels = out_channels - in_channels
-        # set by node pruning (harness.methods.node_pruning.prune_separable_residual): for each output
+        # set by node pruning (harness.models.calli_rules.prune_separable_residual): for each output
         # channel, the input channel its identity carries, or in_channels for a zero (padded) one
         self.register_buffer("shortcut_index", None, persistent=False)
 
@@ -111,20 +109,10 @@ class CalliCifar(nn.Module):
                  nonlinear: bool):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
-        stages, previous = [], widths[0]
-        for index, width in enumerate(widths):
-            stage = []
-            for block in range(blocks):
-                stride = 2 if index > 0 and block == 0 else 1
-                stage.append(SeparableResidualBlock(previous, width, stride, nonlinear))
-                previous = width
-            stages.append(nn.Sequential(*stage))
-        self.stages = nn.Sequential(*stages)
-        self.bn = nn.BatchNorm2d(previous)
-        self.fc = nn.Linear(previous, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.stages = nn.Sequential(*make_stages(SeparableResidualBlock, widths[0], widths, blocks, nonlinear=nonlinear))
+        self.bn = nn.BatchNorm2d(widths[-1])
+        self.fc = nn.Linear(widths[-1], num_classes)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn(self.stages(self.conv1(x))))
@@ -133,13 +121,13 @@ class CalliCifar(nn.Module):
 
 @MODELS.register("calli_baseline", family="calli", check=check_baseline)
 def calli_baseline(num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
-                   widths: tuple = BASELINE_WIDTHS) -> CalliBaseline:
+                   widths: tuple[int, ...] = BASELINE_WIDTHS) -> CalliBaseline:
     """Çallı's conv-alternatives baseline: three 5x5 conv-bias-BN-ReLU, max pooling, GAP, dense (Sec. 2.3.4)."""
     return CalliBaseline(num_classes, in_channels, _widths(widths, 3))
 
 
 @MODELS.register("calli_cifar", family="calli", check=check_cifar)
-def calli_cifar(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, widths: tuple = CIFAR_WIDTHS,
+def calli_cifar(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, widths: tuple[int, ...] = CIFAR_WIDTHS,
                 blocks: int = 2, nonlinear: bool = True) -> CalliCifar:
     """Çallı's CIFAR-10 model: a 3x3 conv and 6 full pre-activation separable residual blocks (Sec. 2.4.1)."""
     check_cifar(widths, blocks, nonlinear)

@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers.crnet import CBneck, CIBneck, choose
 from ..registry import MODELS
+from .common import init_weights
 
 STRATEGIES = ("cr", "c1dw-c1dw", "gc-c1dw", "gc-gc", "c1dw-gc")
 STEM_CHANNELS = 16
@@ -71,28 +72,23 @@ def resolve(strategy: str, position: int, channels_in: int, channels_out: int) -
 
 # ---- option checks: everything a bad value can break, before any module is built ----
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _channels(exp, base: int) -> int:
     return round(exp * base)
 
 
 def _check_common(exp, g, alpha, strategy):
+    """Ranges only: each option's type is the builder's annotation, checked before this runs."""
     if strategy not in STRATEGIES:
         raise ConfigError("model.strategy", strategy,
                           "one of " + ", ".join(STRATEGIES) + " (first-second 1x1; cr: by each layer's pattern)")
-    if not _is_number(exp) or exp <= 0 or abs(exp * BASE_CHANNELS - round(exp * BASE_CHANNELS)) > 1e-9:
+    if exp <= 0 or abs(exp * BASE_CHANNELS - round(exp * BASE_CHANNELS)) > 1e-9:
         raise ConfigError("model.exp", exp, f"a number > 0 with exp x {BASE_CHANNELS} a whole channel count "
                                             "(e.g. 2, 4, 6, 8)")
-    if isinstance(g, float) and g.is_integer():
-        g = int(g)
-    if not isinstance(g, int) or isinstance(g, bool) or g < 1:
+    if g < 1:
         raise ConfigError("model.g", g, "a positive integer (groups of the gc 1x1s)")
     if alpha is None:
         alpha = 1.0 / g
-    elif not _is_number(alpha) or not 0 < alpha < 1:
+    elif not 0 < alpha < 1:
         raise ConfigError("model.alpha", alpha, "a number in (0, 1): c1dw's share of the 1x1's outputs, eq. 5")
     return g, float(alpha)
 
@@ -174,14 +170,6 @@ def _stem(in_channels: int) -> nn.Sequential:
                          nn.BatchNorm2d(STEM_CHANNELS), nn.ReLU(inplace=True))
 
 
-def _init(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
 class CRNetCB(nn.Module):
     """Table 3-1. The fc reads the last stage's inner x exp channels (256 at exp 4): the
     CIFAR-100 rows of Table 4-3 exceed Table 4-1's by that fc's 90 extra outputs (0.02-0.03 M
@@ -202,7 +190,7 @@ class CRNetCB(nn.Module):
                 channels_in = out
             setattr(self, f"{stage}_x", nn.Sequential(*stack))
         self.fc = nn.Linear(channels_in, num_classes)
-        _init(self)
+        init_weights(self, zero_conv_bias=True)
 
     def stages(self) -> list[tuple[str, nn.Sequential]]:
         return [(f"{stage}-x", getattr(self, f"{stage}_x")) for stage, *_ in CB_STAGES]
@@ -236,7 +224,7 @@ class CRNetCIB(nn.Module):
                                        nn.ReLU(inplace=True))
         self.conv_head = nn.Conv2d(last, CIB_HEAD_HIDDEN, 1, bias=True)
         self.fc = nn.Linear(CIB_HEAD_HIDDEN, num_classes)
-        _init(self)
+        init_weights(self, zero_conv_bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_last(self.blocks(self.conv1(x)))

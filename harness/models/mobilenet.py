@@ -15,12 +15,12 @@ parameters and MACs scale about width², as Pöllot et al.'s α does.
 """
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
 from .adapt import scale_channels
+from .common import init_weights
 
 SMALL_INPUT_MAX_SIZE = 64  # images up to this side count as "small" (CIFAR, SVHN, MNIST, ...)
 
@@ -30,7 +30,9 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 3
                 width: float = 1.0, small_input: bool | None = None,
                 width_rounding: str = "torchvision") -> nn.Module:
     """MobileNetV2 from torchvision; stem and features[2] strides 1 for small inputs."""
-    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
+    import torchvision  # here, not at the top: the driver's option checks import this module, not torchvision (2 s)
+
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (torchvision's width_mult)")
     if width_rounding not in ("torchvision", "nearest"):
         raise ConfigError("model.width_rounding", width_rounding,
@@ -38,8 +40,6 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 3
                           "(every layer x width)")
     if small_input is None:
         small_input = image_size <= SMALL_INPUT_MAX_SIZE
-    elif not isinstance(small_input, bool):
-        raise ConfigError("model.small_input", small_input, "true, false or null (automatic)")
 
     exact = width_rounding == "nearest"
     model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=1.0 if exact else float(width))
@@ -57,13 +57,6 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, image_size: int = 3
     if exact and width != 1.0:
         scale_channels(model, float(width), stem="features.0.0", head="classifier.1", name="mobilenetv2",
                        rounding="nearest")
-        for m in model.modules():  # torchvision's MobileNetV2 initialization, on the new layers
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        # torchvision's MobileNetV2 initialization, on the new layers
+        init_weights(model, zero_conv_bias=True, linear_std=0.01, zero_linear_bias=True)
     return model

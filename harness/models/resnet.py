@@ -12,11 +12,11 @@ normal for convs, BN weight 1 and bias 0).
 """
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from ..registry import MODELS
 from .adapt import check_width, scale_channels, small_input_for
+from .common import init_weights
 
 
 def _resnet(build, num_classes: int, in_channels: int, image_size: int, width, small_input) -> nn.Module:
@@ -29,19 +29,15 @@ def _resnet(build, num_classes: int, in_channels: int, image_size: int, width, s
     elif in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     scale_channels(model, width, stem="conv1", head="fc", name=build.__name__)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-    return model
+    return init_weights(model)
 
 
 @MODELS.register("resnet18", family="resnet")
 def resnet18(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, width: float = 1.0,
              small_input: bool | None = None) -> nn.Module:
     """ResNet-18 from torchvision; 3x3 stride-1 stem without max-pool for small inputs."""
+    import torchvision  # here, not at the top: the driver's option checks import this module, not torchvision (2 s)
+
     return _resnet(torchvision.models.resnet18, num_classes, in_channels, image_size, width, small_input)
 
 
@@ -49,4 +45,6 @@ def resnet18(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, 
 def resnet50(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, width: float = 1.0,
              small_input: bool | None = None) -> nn.Module:
     """ResNet-50 from torchvision; 3x3 stride-1 stem without max-pool for small inputs."""
+    import torchvision  # see resnet18
+
     return _resnet(torchvision.models.resnet50, num_classes, in_channels, image_size, width, small_input)

@@ -4,7 +4,8 @@ Three stages of n basic blocks on 16/32/64 channels (6n+2 weighted layers), glob
 pooling and one linear layer. Shortcuts are option A, as in the paper's CIFAR experiments: the
 identity, subsampled by stride 2 and zero-padded in channels where a stage starts, so the
 shortcuts add no parameters. With 10 classes resnet20/32/56 have 269,722 / 464,154 / 853,018
-parameters; ``tests/test_models.py`` derives these by hand.
+parameters; ``tests/test_models.py`` derives these by hand. ``width`` multiplies 16/32/64, each
+rounded to the nearest channel (halves up, at least 1: harness.models.common.round_channels).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .common import init_weights, make_stages, round_channels
 
 STAGE_CHANNELS = (16, 32, 64)  # at width 1.0, as in the paper
 
@@ -45,23 +47,12 @@ class BasicBlock(nn.Module):
 class ResNetCifar(nn.Module):
     def __init__(self, blocks_per_stage: int, num_classes: int, in_channels: int, width: float):
         super().__init__()
-        channels = [max(1, round(c * width)) for c in STAGE_CHANNELS]
+        channels = [round_channels(c, width) for c in STAGE_CHANNELS]
         self.conv1 = nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels[0])
-        stages = []
-        previous = channels[0]
-        for index, stage_channels in enumerate(channels):
-            blocks = []
-            for block_index in range(blocks_per_stage):
-                stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(BasicBlock(previous, stage_channels, stride))
-                previous = stage_channels
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = stages
-        self.fc = nn.Linear(previous, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.layer1, self.layer2, self.layer3 = make_stages(BasicBlock, channels[0], channels, blocks_per_stage)
+        self.fc = nn.Linear(channels[-1], num_classes)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
@@ -71,7 +62,7 @@ class ResNetCifar(nn.Module):
 
 
 def _resnet(blocks_per_stage: int, num_classes: int, in_channels: int, width: float) -> ResNetCifar:
-    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (channel multiplier on 16/32/64)")
     return ResNetCifar(blocks_per_stage, num_classes, in_channels, float(width))
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
+from .common import init_weights, round_channels
 
 BASE_CHANNELS = (32, 64, 128)  # at width 1.0
 
@@ -25,7 +26,7 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 class DigitsCNN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, width: float):
         super().__init__()
-        c1, c2, c3 = (max(1, round(c * width)) for c in BASE_CHANNELS)
+        c1, c2, c3 = (round_channels(c, width) for c in BASE_CHANNELS)
         self.features = nn.Sequential(
             conv_bn_relu(in_channels, c1),
             conv_bn_relu(c1, c2),
@@ -35,9 +36,7 @@ class DigitsCNN(nn.Module):
             nn.Flatten(),
         )
         self.fc = nn.Linear(c3, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
@@ -47,7 +46,7 @@ class DigitsCNN(nn.Module):
 def digits_cnn(num_classes: int = 10, in_channels: int = 1, image_size: int = 8,
                width: float = 1.0) -> DigitsCNN:
     """Small 3-conv CNN for 8x8 digits and MNIST-sized images."""
-    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0):
+    if not width > 0:
         raise ConfigError("model.width", width, "a number > 0 (multiplier on 32/64/128 channels)")
     if image_size < 2:
         raise ConfigError("model.image_size", image_size, "an integer >= 2 (one 2x2 max-pool)")

@@ -15,37 +15,23 @@ torchvision's (He fan-out normal for convs, N(0, 0.01) for linear layers).
 """
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
 from .adapt import check_image_size, check_rounding, check_width, scale_channels, small_input_for
-
-
-def _init_like_torchvision(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.constant_(m.bias, 0)
+from .common import init_weights
 
 
 def _vgg(depth: int, num_classes: int, in_channels: int, image_size: int, width: float,
          small_input: bool | None, batch_norm: bool, dropout: float, width_rounding: str = "exact") -> nn.Module:
+    import torchvision  # here, not at the top: the driver's option checks import this module, not torchvision (2 s)
+
     name = f"vgg{depth}"
     width = check_width(width)
     check_rounding(width_rounding)
     small = small_input_for(small_input, image_size)
-    if not isinstance(batch_norm, bool):
-        raise ConfigError("model.batch_norm", batch_norm, f"true ({name}_bn) or false ({name})")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if not 0 <= dropout < 1:
         raise ConfigError("model.dropout", dropout, "a probability in [0, 1) (torchvision's default 0.5)")
     if not small:
         check_image_size(image_size, 32, "five 2x2 max-pools; set small_input for smaller images")
@@ -69,7 +55,7 @@ def _vgg(depth: int, num_classes: int, in_channels: int, image_size: int, width:
     first = model.classifier[0]
     if first.in_features != last_conv.out_channels * area:
         model.classifier[0] = nn.Linear(last_conv.out_channels * area, first.out_features, bias=first.bias is not None)
-    _init_like_torchvision(model)
+    init_weights(model, zero_conv_bias=True, linear_std=0.01, zero_linear_bias=True)  # torchvision's VGG init
     return model
 
 

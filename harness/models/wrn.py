@@ -9,7 +9,7 @@ Convolutions have no bias (BN follows), as in the authors' code; dropout is off 
 (the paper's WRN-28-10 results without dropout; set ``dropout: 0.3`` for theirs with it).
 
 ``width`` (α) multiplies every layer's channels, the stem's 16 included, rounded to the nearest
-channel (halves up, at least 1: harness.models.adapt.round_channels), so α = √0.5 gives 11 / 113 /
+channel (halves up, at least 1: harness.models.common.round_channels), so α = √0.5 gives 11 / 113 /
 226 / 453 channels. Large inputs (``small_input`` false; by default when image_size > 64, e.g. the
 224x224 of Pöllot et al.'s protocol) are our adaptation, the papers give none: the stem conv takes
 stride 2 and a 3x3 stride-2 max-pool follows, as ResNet's ImageNet stem does, so a 224x224 image
@@ -23,7 +23,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from .adapt import check_width, round_channels, small_input_for
+from .adapt import check_width, small_input_for
+from .common import init_weights, make_stages, round_channels
 
 
 class WideBlock(nn.Module):
@@ -58,26 +59,10 @@ class WideResNet(nn.Module):
         stem, *groups = (round_channels(c, width) for c in (16, 16 * widen, 32 * widen, 64 * widen))
         self.conv1 = nn.Conv2d(in_channels, stem, 3, stride=1 if small_input else 2, padding=1, bias=False)
         self.pool = nn.Identity() if small_input else nn.MaxPool2d(3, stride=2, padding=1)
-        previous = stem
-        stages = []
-        for index, channels in enumerate(groups):
-            blocks = []
-            for block_index in range(blocks_per_group):
-                stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(WideBlock(previous, channels, stride, dropout))
-                previous = channels
-            stages.append(nn.Sequential(*blocks))
-        self.group1, self.group2, self.group3 = stages
-        self.bn = nn.BatchNorm2d(previous)
-        self.fc = nn.Linear(previous, num_classes)
-        for m in self.modules():  # the authors' initialization: He fan-out for convs, zero linear bias
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        self.group1, self.group2, self.group3 = make_stages(WideBlock, stem, groups, blocks_per_group, dropout=dropout)
+        self.bn = nn.BatchNorm2d(groups[-1])
+        self.fc = nn.Linear(groups[-1], num_classes)
+        init_weights(self, zero_linear_bias=True)  # the authors': He fan-out for convs, zero linear bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.conv1(x))
@@ -93,7 +78,7 @@ def wrn28_10(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, 
     width = check_width(width)
     if width_rounding != "nearest":  # accepted for the same interface as vgg16 and mobilenetv2
         raise ConfigError("model.width_rounding", width_rounding, "nearest (WRN always rounds to the nearest channel)")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if not 0 <= dropout < 1:
         raise ConfigError("model.dropout", dropout, "a probability in [0, 1) (0.3 in the WRN paper's dropout runs)")
     return WideResNet(28, 10, num_classes, in_channels, width, float(dropout),
                       small_input_for(small_input, image_size))
