@@ -224,10 +224,6 @@ def make_figure_3_1(runs: pd.DataFrame) -> Figure:
 
 
 def _initial_widths(runs: pd.DataFrame) -> tuple:
-    text = runs.get("config.method.options.widths", pd.Series(dtype=str)).dropna()
-    if text.empty:
-        return AUTOENCODER_BEFORE
-    import yaml
-
-    widths = yaml.safe_load(str(text.iloc[0]))
-    return tuple(widths) if isinstance(widths, list) and len(widths) == 3 else AUTOENCODER_BEFORE
+    values = runs.get("config.method.options.widths", pd.Series(dtype=object)).dropna()
+    widths = values.iloc[0] if not values.empty else None  # typed: the run's config.yaml (harness.runs)
+    return tuple(widths) if isinstance(widths, (list, tuple)) and len(widths) == 3 else AUTOENCODER_BEFORE

@@ -31,6 +31,7 @@ import re
 import pandas as pd
 
 from harness.errors import ConfigError
+from harness.runs import config_text
 
 from .published import table as published_table
 from .report import Figure, Table, mean_std
@@ -468,7 +469,8 @@ def make_latency(runs: pd.DataFrame, batch: int = 4) -> Table:
     threads = ", ".join(sorted({str(int(float(t)))
                                 for t in runs.get("latency_threads", pd.Series(dtype=float)).dropna()}))
     torch_versions = ", ".join(sorted(set(runs.get("torch_version", pd.Series(dtype=str)).dropna()))) or "?"
-    repeats = ", ".join(sorted(set(runs.get("config.method.options.repeats", pd.Series(dtype=str)).dropna()))) or "?"
+    repeats = ", ".join(sorted({config_text(r) for r in runs.get("config.method.options.repeats",
+                                                                    pd.Series(dtype=object)).dropna()})) or "?"
     shapes = ", ".join(sorted(set(runs.get("dataset", pd.Series(dtype=str)).dropna())))
     notes = [f"Forward latency per image at batch {batch}, each model built at the nominal input of {shapes}, "
              f"{threads or '?'} CPU thread(s), on {devices}, torch {torch_versions}: recorded by the trials of sweep "

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.pareto import check_objectives as _check
 from harness.pareto import pareto_front
+from harness.runs import config_text
 
 from .report import Figure, Table, mean_std
 
@@ -60,7 +61,7 @@ def summarize(runs: pd.DataFrame, objectives: dict) -> pd.DataFrame:
     infeasible = _is_true(runs, "infeasible")
     feasible = runs[~infeasible]
     keys = [c for c in feasible.columns if str(c).startswith("config.") and c != SEED_KEY]
-    settings = feasible[keys].astype("string").fillna("") if keys else pd.DataFrame(index=feasible.index)
+    settings = feasible[keys].map(config_text) if keys else pd.DataFrame(index=feasible.index)
     varying = [k for k in keys if settings[k].nunique() > 1]
     seeds = feasible[SEED_KEY] if SEED_KEY in feasible.columns else feasible.get("seed", pd.Series(pd.NA, index=feasible.index))
     stopped = _is_true(feasible, "stopped_early")

@@ -73,10 +73,10 @@ def test_summation_and_approximation_tables():
 def test_figure_3_1_draws_before_paper_and_ours():
     result = calli.make_figure_3_1(runs([{"row": "variance-l2", "nodes_1": 3.0, "nodes_2": 5.0, "nodes_3": 4.0,
                                           "cycles": 9.0, "test_rmse": 0.12,
-                                          "config.method.options.widths": "[32, 64, 32]"}]))
+                                          "config.method.options.widths": (16, 48, 24)}]))  # typed, as harness.runs reads config.yaml
     ax = result.figure.axes[0]
     lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
-    assert lines["before pruning"] == [1, 32, 64, 32, 1]
+    assert lines["before pruning"] == [1, 16, 48, 24, 1]  # the widths the run recorded, not the default
     assert lines["thesis after pruning (MNIST, 10 ± 4 cycles)"] == [1, 2, 4, 3, 1]
     assert lines["ours: variance-l2 (9 cycles, RMSE 0.120, n=1)"] == [1, 3.0, 5.0, 4.0, 1]
     import matplotlib.pyplot as plt
