@@ -165,3 +165,20 @@ def test_separable_residual_rules_keep_the_function_on_the_kept_nodes():
     # that cross in one weight each: -2.
     removed = 9 + 2 * (2 + 9 + 2 + 4 + 4) + (4 + 2 + 9 + 2 + 4) + (2 + 9 + 2 + 8) - 2
     assert measure.count_params(model) - measure.count_params(pruned) == removed
+
+
+def test_distortion_leaves_a_one_weight_layer_finite_and_moves_the_others():
+    """Pruned down to one node, summation's output layer holds one weight: its sample std is NaN, which
+    used to make the next cycle diverge. It stays as it was; layers with a spread get their noise."""
+    import types
+
+    from harness.methods.node_pruning import PruningCycles, summation_chain
+
+    torch.manual_seed(0)
+    chain = summation_chain([1])  # Linear(2, 1), then Linear(1, 1): one weight
+    before = [stage[0].weight.detach().clone() for stage in chain.stages]
+    with torch.no_grad():
+        PruningCycles.distort(types.SimpleNamespace(chain=chain, options={"distortion": 0.5}))
+    after = [stage[0].weight.detach() for stage in chain.stages]
+    assert all(torch.isfinite(w).all() for w in after)
+    assert not torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])

@@ -191,7 +191,10 @@ class PruningCycles:
     def distort(self) -> None:
         for stage in self.chain.stages:
             w = stage[0].weight
-            w.add_(torch.randn_like(w) * self.options["distortion"] * w.std())
+            # a layer pruned down to one weight has no spread to scale the noise by (its sample std is
+            # NaN, which would end the cycles as diverged): it is left undistorted
+            spread = w.std() if w.numel() > 1 else w.new_zeros(())
+            w.add_(torch.randn_like(w) * self.options["distortion"] * spread)
 
     def train_cycle(self) -> float:
         t = self.cfg.train
