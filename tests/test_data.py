@@ -375,3 +375,121 @@ def test_loader_on_cuda_deterministic():
     a, b = list(loader.epoch(2)), list(loader.epoch(2))
     assert all(x.is_cuda and torch.equal(x, xb) and torch.equal(y, yb) for (x, y), (xb, yb) in zip(a, b))
     assert sorted(torch.cat([y for _, y in a]).tolist()) == list(range(100))
+
+
+# ---- epoch_order, the one-gather crop, resize on the device ----
+
+def test_epoch_order_is_the_permutation_the_loader_visits():
+    from harness.data.loader import epoch_order
+
+    split = _split(37)  # labels are the sample indices
+    order = epoch_order(37, seed=4, epoch=2)
+    assert order.dtype == torch.int64 and sorted(order.tolist()) == list(range(37))
+    for kw in ({}, {"crop_padding": 2, "flip": True}):  # augmentation draws after the permutation
+        loader = DeviceLoader(split, batch_size=8, seed=4, **kw)
+        assert torch.cat([y for _, y in loader.epoch(2)]).tolist() == order.tolist()
+    assert epoch_order(37, seed=4, epoch=3).tolist() != order.tolist()
+    assert epoch_order(37, seed=5, epoch=2).tolist() != order.tolist()
+
+
+class _AdvancedIndexingLoader(DeviceLoader):
+    """The loader's crop and flip as they were before the one-gather version: a 4-index gather."""
+
+    def _augment(self, images, generator):
+        n, channels, height, width = images.shape
+        pad = self.crop_padding
+        offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=self.device)
+        flips = torch.rand(n, generator=generator, device=self.device) < 0.5
+        rows = offsets[:, :1] + torch.arange(height, device=self.device)
+        cols = torch.arange(width, device=self.device).expand(n, width)
+        if self.flip:
+            cols = torch.where(flips[:, None], cols.flip(1), cols)
+        cols = offsets[:, 1:] + cols
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad)) if pad else images
+        batch = torch.arange(n, device=self.device)[:, None, None, None]
+        channel = torch.arange(channels, device=self.device)[None, :, None, None]
+        return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+@pytest.mark.parametrize("pad,flip", [(4, True), (4, False), (0, True), (1, True)])
+def test_gather_crop_is_bit_identical_to_advanced_indexing(pad, flip):
+    g = torch.Generator().manual_seed(0)
+    for images in (torch.randint(0, 256, (50, 3, 32, 32), generator=g, dtype=torch.uint8),
+                   torch.randint(0, 256, (50, 1, 6, 10), generator=g, dtype=torch.uint8)):  # not square
+        split = Split(images, torch.arange(50))
+        kw = dict(batch_size=16, crop_padding=pad, flip=flip, seed=9)  # 16 does not divide 50: a partial batch
+        new, old = DeviceLoader(split, **kw), _AdvancedIndexingLoader(split, **kw)
+        for epoch in (0, 1):
+            for (xn, yn), (xo, yo) in zip(new.epoch(epoch), old.epoch(epoch), strict=True):
+                assert torch.equal(xn, xo) and torch.equal(yn, yo)
+
+
+def _cifar_pair(tmp_path, size):
+    write_cifar10(tmp_path, per_batch=6, n_test=5)
+    kw = dict(data_root=str(tmp_path), val_size=6, image_size=size)
+    return load("cifar10", **kw), load("cifar10", resize_on_device=True, **kw)
+
+
+@pytest.mark.parametrize("size", [80, 20])  # upsampling, and downsampling (where antialias acts)
+def test_resize_on_device_matches_the_pre_resized_split(tmp_path, size):
+    from harness.data.loader import resize
+
+    resized, native = _cifar_pair(tmp_path, size)
+    assert resized.info.image_size == native.info.image_size == (size, size)
+    assert resized.info.stored_size == (size, size) and native.info.stored_size == (32, 32)
+    assert native.train.images.shape == (24, 3, 32, 32) and resized.train.images.shape == (24, 3, size, size)
+    assert torch.equal(native.train.labels, resized.train.labels)
+    common = dict(mean=native.info.mean, std=native.info.std)
+    for split in ("train", "test"):
+        # resized before augmenting: the same crop (in pixels of the resized image) and flip as pre-resized
+        for kw in (dict(shuffle=False), dict(shuffle=True, crop_padding=size // 8, flip=True, seed=3)):
+            pre = DeviceLoader(getattr(resized, split), 7, **common, **kw)
+            dev = DeviceLoader(getattr(native, split), 7, resize_to=size, **common, **kw)
+            for (xp, yp), (xd, yd) in zip(pre.epoch(1), dev.epoch(1), strict=True):
+                # On a CPU both run torch's uint8 bilinear kernel: the same bytes, so the same batch.
+                assert torch.equal(xd, xp) and torch.equal(yp, yd)
+    # The route a GPU takes (float interpolation, rounded): within one gray level of the load path's
+    # uint8 kernel, whose fixed-point weights round some pixels to the neighbouring level.
+    images = native.train.images
+    float_route = resize(images, size, native_uint8=False)
+    assert torch.equal(resize(images, size), resized.train.images)
+    levels = (float_route.float() - resized.train.images.float()).abs()
+    assert float_route.shape == (24, 3, size, size) and float_route.dtype == torch.uint8
+    assert levels.max() <= 1 and 0 < (levels > 0).float().mean() < 0.5
+
+
+def test_resize_on_device_stores_native_bytes(tmp_path):
+    resized, native = _cifar_pair(tmp_path, 224)
+    pre = DeviceLoader(resized.train, 8)
+    dev = DeviceLoader(native.train, 8, crop_padding=28, flip=True, resize_to=224)  # Pöllot et al.'s 28 px
+    assert dev.stored_bytes() == 24 * 3 * 32 * 32 + 24 * 8  # uint8 images + int64 labels
+    assert pre.stored_bytes() == 24 * 3 * 224 * 224 + 24 * 8
+    x, _ = next(dev.epoch(0))
+    assert x.shape == (8, 3, 224, 224) and x.dtype == torch.float32
+    assert DeviceLoader(native.train, 8, resize_to=32).resize_to is None  # already that size: no resize
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="resize_to"):
+            DeviceLoader(native.train, 8, resize_to=bad)
+
+
+def test_resize_on_device_is_ignored_for_variable_size_datasets(tmp_path):
+    for i in range(3):
+        _bands(tmp_path / "imagenet" / "train" / "n01_cat" / f"c{i}.png", ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    _bands(tmp_path / "imagenet" / "val" / "n01_cat" / "v0.png", ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    s = load("imagenet", data_root=str(tmp_path), val_size=1, image_size=4, resize_on_device=True)
+    assert s.train.images.shape == (2, 3, 4, 4)  # decoded at 4 px: they differ in size, so resized on load
+    assert s.info.image_size == s.info.stored_size == (4, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gather_crop_and_resize_on_cuda():
+    split = _split(40, size=32)
+    kw = dict(batch_size=16, crop_padding=4, flip=True, seed=2, device="cuda")
+    for (xn, yn), (xo, yo) in zip(DeviceLoader(split, **kw).epoch(0), _AdvancedIndexingLoader(split, **kw).epoch(0),
+                                  strict=True):
+        assert torch.equal(xn, xo) and torch.equal(yn, yo)
+    # on CUDA the resize takes the float route: within one gray level of the CPU's uint8 kernel
+    cpu = torch.cat([x for x, _ in DeviceLoader(split, 16, shuffle=False, resize_to=96).epoch(0)])
+    gpu = torch.cat([x for x, _ in DeviceLoader(split, 16, shuffle=False, resize_to=96, device="cuda").epoch(0)])
+    assert gpu.shape == (40, 3, 96, 96) and ((gpu.cpu() - cpu) * 255).abs().max() <= 1 + 1e-3

@@ -31,6 +31,9 @@ from . import specs
 
 TEST_SUBSET_SEED = 0  # the test subset is the same for every split_seed, so test numbers compare
 DIGITS_TEST_FRACTION, DIGITS_TEST_SEED = 0.2, 0  # digits has no official split: a fixed one
+# Datasets whose images all have one native size, so a resize can wait until a batch is on the device;
+# the others (pet, imagenet) are resized and cropped as they are decoded, whatever is asked.
+FIXED_SIZE = frozenset({"cifar10", "cifar100", "mnist", "fashion_mnist", "digits"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class DatasetInfo:
     crop_padding: int  # pad-and-crop augmentation default in pixels per side; 0 = none
     flip: bool  # horizontal-flip augmentation default
     source: str  # folder (or file) the data was read from
+    # (height, width) of the split's images as held in memory; differs from image_size only when
+    # load(resize_on_device=True) left the resize to DeviceLoader(resize_to=image_size[0]). None: as image_size.
+    stored_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors elementwise has no single truth value
@@ -98,7 +104,8 @@ def _seeded_perm(n: int, seed: int) -> torch.Tensor:
 
 def load(name: str, data_root: str | None = None, download: bool = False,
          val_size: int | float = 0.1, split_seed: int = 0, image_size: int | None = None,
-         train_subset: int | None = None, test_subset: int | None = None, classes: int | None = None) -> Splits:
+         train_subset: int | None = None, test_subset: int | None = None, classes: int | None = None,
+         resize_on_device: bool = False) -> Splits:
     """Read dataset ``name`` into memory as train / val / test uint8 splits.
 
     test is the official test split (digits: a fixed seeded 20 %). val is ``val_size`` samples
@@ -110,6 +117,11 @@ def load(name: str, data_root: str | None = None, download: bool = False,
     ``classes`` classes (labels below it, in the dataset's own label order; Pet: breeds sorted by
     name) in every split, before the hold-out and the subsets, and ``info.num_classes`` becomes it.
     Indices are kept in their on-disk order.
+
+    ``resize_on_device=True`` with an ``image_size`` on a fixed-size dataset (``FIXED_SIZE``) keeps
+    the native images: ``info.image_size`` is still the size the model sees and ``info.stored_size``
+    the native one, for ``DeviceLoader(resize_to=info.image_size[0])``. Otherwise (and always for
+    pet and imagenet) the splits hold ``image_size`` images and ``stored_size`` equals it.
     """
     DATASETS.get(name)
     val_size = coerce("val_size", val_size, int | float, strict=True)
@@ -120,7 +132,10 @@ def load(name: str, data_root: str | None = None, download: bool = False,
         if coerce(key, value, int | None, strict=True) is not None and value < 1:
             raise ConfigError(key, value, "a positive int or None")
     folder = specs.find(name, data_root, DOWNLOADS.get(name) if download else None)
-    train_src, test_src, info = READERS[name](folder, image_size)
+    defer = bool(resize_on_device) and image_size is not None and name in FIXED_SIZE
+    train_src, test_src, info = READERS[name](folder, None if defer else image_size)
+    stored = info.image_size
+    info = dataclasses.replace(info, stored_size=stored, image_size=(image_size, image_size) if defer else stored)
 
     train_pool = torch.arange(len(train_src.labels))  # the samples the splits are drawn from
     test_pool = torch.arange(len(test_src.labels))
