@@ -55,3 +55,9 @@ def test_logging_cost_quick(capsys, tmp_path, monkeypatch):
     line = _check_line(capsys, _script("logging_cost").main(["--quick"]), "lower")
     assert len(line["mlflow_s"]["log_epoch_s_each"]) == 2  # one log_batch per epoch
     assert line["mlflow_total_s"] < line["trial_wall_s"]
+
+
+def test_streaming_quick(capsys):
+    line = _check_line(capsys, _script("streaming").main(["--quick"]), "higher")
+    assert set(line["stream_images_per_s"]) == set(line["torchvision_images_per_s"]) == {"32"}
+    assert line["peak_rss_mb"]["stream"]["32"] >= line["peak_pss_mb"]["stream"]["32"] > 0
