@@ -75,10 +75,33 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     models_used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
     if paper_model and models_used and models_used != [paper_model] and not sweep.is_search:  # a search samples models
         notes.append(f"Model {', '.join(models_used)} instead of the paper's {paper_model} (this profile's choice).")
+    trained = training_note(runs)
+    if trained:
+        notes.append(trained)
     if profile != "paper":
         notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
                      "see the sweep file.")
     return _write(artifact, result, notes, out)
+
+
+def training_note(runs: pd.DataFrame) -> str:
+    """How the runs trained, from their tags: "Trained in fp32 on the resident loader (digits)."; one
+    clause per distinct (precision, loader), "" when no run carries a precision tag (runs recorded
+    before precision was a choice, which trained in bf16 on a GPU and fp32 on a CPU)."""
+    if "precision" not in runs:
+        return ""
+    columns = [c for c in ("precision", "loader", "dataset") if c in runs]
+    tagged = runs[columns].dropna(subset=["precision"]).fillna("").astype(str)
+    if tagged.empty:
+        return ""
+    if "loader" not in tagged:  # an experiment's runs read their data themselves: no loader tag
+        tagged = tagged.assign(loader="")
+    clauses = []
+    for (precision, loader), group in tagged.groupby(["precision", "loader"], sort=True):
+        where = f" on the {loader} loader" if loader else ""
+        datasets = ", ".join(sorted(set(group["dataset"]) - {""})) if "dataset" in group else ""
+        clauses.append(f"{precision}{where}" + (f" ({datasets})" if datasets else ""))
+    return "Trained in " + "; ".join(clauses) + "."
 
 
 def _write(artifact: catalog.Artifact, result, notes: list, out: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """The driver's checks that need more than the config itself: the model and method a config names
 and their options (``check_config``), datasets on disk, every distinct model built on the meta
-device, resources that exist, an address that answers, the store's path or server (``_preflight``),
-all before Ray starts; then, while Ray starts (``while_ray_starts``), what costs seconds and finds
+device, resources that exist, an address that answers, the store's path or server, where each
+dataset's splits will live (``data.loader``, printed one line per dataset and loader: ``check_loaders``),
+all before Ray starts (``_preflight``); then, while Ray starts (``while_ray_starts``), what costs seconds and finds
 no bad option: every model run on the meta device (shape errors; torch's meta kernels import
 torch._dynamo) and the store opened (MLflow's import and schema check). ``harness.config`` checks
 what needs no model, method or data and imports none of them; this module imports them when a
@@ -104,6 +105,9 @@ def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], 
     if check_models:  # a search's samples are gated one by one instead (an infeasible one is recorded)
         _check_builds(model_configs(configs))
     _check_resources(configs, address, cpus_per_trial, gpus_per_trial, wait_for_resources, verbose, connect)
+    for line in check_loaders([c for c in configs if getattr(method_of(c), "uses_dataset", True)],
+                              cpus_per_trial, gpus_per_trial):
+        print(line, flush=True)
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri, open_store=False)
     if uri.startswith("sqlite:"):
@@ -116,6 +120,42 @@ def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], 
                   f"{SQLITE_TESTED_CONCURRENCY}. Use --max-concurrent {SQLITE_TESTED_CONCURRENCY} or an MLflow server.",
                   flush=True)
     return uri
+
+
+def _trial_device(device: str, gpus_per_trial: float) -> str:
+    """Where a trial's tensors will live, as the driver can tell: a GPU when the trial is given one
+    or names one, else the CPU (Ray hides the GPUs from a trial given none)."""
+    return device if device.startswith("cuda") else ("cuda" if gpus_per_trial > 0 else "cpu")
+
+
+def check_loaders(configs: list[dict], cpus_per_trial: float, gpus_per_trial: float = 0) -> list[str]:
+    """``data.loader`` of each distinct data section resolved against the budget of the trial's device
+    (harness.data.choose_loader), and the settings only a GPU can run; returns one line per
+    distinct dataset and choice, what the driver prints before training. ConfigError for a
+    resident loader that cannot fit, fp16 or nvjpeg decoding on a CPU trial."""
+    from . import data
+
+    lines, budgets = [], {}
+    for c in configs:
+        cfg = RunConfig.from_dict(c)
+        d, device = cfg.data, _trial_device(cfg.train.device, gpus_per_trial)
+        if device == "cpu" and cfg.train.precision == "fp16":
+            raise ConfigError("train.precision", "fp16", "fp32 or bf16 on a CPU trial (fp16 autocast with a "
+                              "GradScaler needs CUDA: pass --gpus-per-trial or train.device=cuda)")
+        if device == "cpu" and d.decode_on_device:
+            raise ConfigError("data.decode_on_device", True, "false on a CPU trial (nvjpeg decodes on CUDA only: "
+                              "pass --gpus-per-trial or train.device=cuda)")
+        measurable = device == "cpu" or d.resident_max_gb is not None or _local_gpus() > 0
+        if not measurable:  # a GPU on another node: the trial measures its own free memory
+            line = f"{d.dataset}: {d.loader} (budget from each trial's GPU memory)"
+        else:
+            if device not in budgets and d.resident_max_gb is None:
+                budgets[device] = data.budget_bytes(d, device)
+            budget = data.budget_bytes(d, device) if d.resident_max_gb is not None else budgets[device]
+            line = data.choose_loader(d, budget).line(data.workers_per_trial(d, cpus_per_trial))
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def model_configs(configs: list[dict]) -> list[dict]:

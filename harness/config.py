@@ -39,6 +39,17 @@ class DataConfig:
     image_size: Optional[int] = None  # resize variable-size datasets (pet, imagenet) to this side, pixels
     classes: Optional[int] = None  # keep the first N classes (labels 0..N-1) of every split; None = all
     crop_padding: Optional[int] = None  # pad-and-crop augmentation, pixels per side; None = the dataset's default
+    # Where a split lives while it trains (harness.data.specs.choose_loader): resident = decoded once
+    # into one uint8 tensor on the device; stream = class folders read and decoded per batch by
+    # DataLoader workers (imagenet); auto = resident when the decoded splits fit resident_max_gb.
+    loader: str = "auto"  # auto | resident | stream
+    resident_max_gb: Optional[float] = None  # GB (1e9 bytes) the resident splits may take; None = from free memory
+    num_workers: Optional[int] = None  # stream: decoding processes per trial; None = the trial's CPUs - 1
+    skip_corrupt: bool = False  # stream: skip (and count) an unreadable image instead of failing on it
+    decode_on_device: bool = False  # stream on CUDA: decode JPEGs with nvjpeg on the GPU
+    resize_on: str = "auto"  # auto | load | device: resize fixed-size images per batch (auto: device when upsampled)
+    crop_scale: Tuple[float, ...] = (0.08, 1.0)  # stream training: RandomResizedCrop's area range (the ImageNet recipe)
+    eval_resize: Optional[int] = None  # stream evaluation: shorter side before the centre crop; None = side * 256/224
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,8 @@ class TrainConfig:
     seed: int = 0  # model init, data order and augmentation
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     channels_last: bool = True  # memory format of activations; faster on CPU and tensor-core GPUs
-    autocast: bool = True  # bf16 autocast, on GPU only
+    precision: str = "fp32"  # fp32 | bf16 | fp16: torch.autocast dtype of forward passes (fp16: CUDA only, GradScaler)
+    system_metrics: bool = False  # log MLflow's system metrics (CPU, memory, GPU) while the trial trains
     threads: Optional[int] = None  # torch intra-op threads on CPU; None = the trial's CPUs
     save_model: bool = False  # log the trained weights as the run's model.pt artifact
 
@@ -171,6 +183,7 @@ def validate(cfg: RunConfig) -> None:
     _check("data.crop_padding", d.crop_padding, d.crop_padding is None or 0 <= d.crop_padding <= PIXEL_LIMIT,
            f"an integer in [0, {PIXEL_LIMIT}] (pixels per side) or null (the dataset's default)")
     _check("data.split_seed", d.split_seed, 0 <= d.split_seed < SEED_LIMIT, "an integer in [0, 2**64)")
+    _validate_loader(d)
     meta = DATASETS.meta(d.dataset)
     train_size, classes = meta["train_size"], meta["shape"][2]
     if train_size is not None:  # None: the folders on disk decide (ImageNet), known when a trial reads them
@@ -193,6 +206,9 @@ def validate(cfg: RunConfig) -> None:
     _check("train.device", t.device, re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", t.device) is not None,
            "auto, cpu, cuda or cuda:N")
     _check("train.seed", t.seed, 0 <= t.seed < SEED_LIMIT, "an integer in [0, 2**64)")
+    _check("train.precision", t.precision, t.precision in PRECISIONS, "one of " + ", ".join(PRECISIONS))
+    _check("train.precision", t.precision, not (t.precision == "fp16" and t.device == "cpu"),
+           "fp32 or bf16 on train.device=cpu (fp16 autocast with a GradScaler needs CUDA)")
     _check("train.threads", t.threads, t.threads is None or 0 < t.threads <= THREAD_LIMIT,
            f"an integer in [1, {THREAD_LIMIT}] or null")
     # every sampler setting is range-checked, also those its sampler ignores: a typo is never silent
@@ -210,18 +226,33 @@ def validate(cfg: RunConfig) -> None:
                "unset: the dataset decides it (data.image_size resizes)")
 
 
+LOADERS, RESIZE_ON, PRECISIONS = ("auto", "resident", "stream"), ("auto", "load", "device"), ("bf16", "fp16", "fp32")
+WORKER_LIMIT = 1024
+
+
+def _validate_loader(d: DataConfig) -> None:
+    meta = DATASETS.meta(d.dataset)
+    streamable = [n for n in DATASETS.names() if DATASETS.meta(n).get("stream")]
+    _check("data.loader", d.loader, d.loader in LOADERS, "one of " + ", ".join(LOADERS))
+    _check("data.loader", d.loader, d.loader != "stream" or meta.get("stream", False),
+           f"auto or resident: {d.dataset} is not a class-folder dataset (stream reads {', '.join(streamable)})")
+    _check("data.resident_max_gb", d.resident_max_gb, d.resident_max_gb is None
+           or (math.isfinite(d.resident_max_gb) and d.resident_max_gb > 0),
+           "a number of GB > 0, or null (from free memory)")
+    _check("data.num_workers", d.num_workers, d.num_workers is None or 0 <= d.num_workers <= WORKER_LIMIT,
+           f"an integer in [0, {WORKER_LIMIT}] (0 = decode in the trial's own process), or null (the trial's CPUs - 1)")
+    _check("data.resize_on", d.resize_on, d.resize_on in RESIZE_ON, "one of " + ", ".join(RESIZE_ON))
+    _check("data.resize_on", d.resize_on, d.resize_on != "device" or not meta.get("stream", False),
+           f"auto or load: {d.dataset}'s images have no one size to keep (they are resized as they are read)")
+    _check("data.crop_scale", list(d.crop_scale),
+           len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1,
+           "two area fractions 0 < low <= high <= 1 (the ImageNet recipe: [0.08, 1.0])")
+    _check("data.eval_resize", d.eval_resize, d.eval_resize is None or 0 < d.eval_resize <= PIXEL_LIMIT,
+           f"a side in pixels in [1, {PIXEL_LIMIT}], or null (image side * 256/224)")
+
+
 def _held_out(d: DataConfig, train_size: int) -> int:
     return int(d.val_size) if d.val_size >= 1 else round(d.val_size * train_size)
-
-
-def option_key(e: ConfigError) -> ConfigError:
-    """A model's own checks name an option ``model.width``; in a config it is ``model.options.width``
-    (and the registry's unknown ``model`` is ``model.name``)."""
-    if e.key == "model":
-        return ConfigError("model.name", e.value, e.valid)
-    if e.key.startswith("model.") and not e.key.startswith(("model.options.", "model.name")):
-        return ConfigError("model.options." + e.key[len("model."):], e.value, e.valid)
-    return e
 
 
 def apply_overrides(d: dict, sets: list[str] | dict) -> dict:

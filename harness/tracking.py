@@ -4,7 +4,10 @@ A trial's run carries the whole resolved config as params (flattened, ``train.lr
 ``artifact``, ``paper``, ``profile``, ``dataset``, ``config_digest``, ``git_sha``, ``trial_id``,
 ``row`` (the paper's row label), ``device`` and package versions, per-epoch metrics with
 ``step = epoch`` (one ``log_batch`` per epoch), the config as ``config.yaml`` and a final status:
-FINISHED, FAILED (tag ``failure_reason``) or KILLED.
+FINISHED, FAILED (tag ``failure_reason``) or KILLED. A Trainer's run also carries ``precision``,
+its loader's tags (``loader``, ``resident_bytes``, ``stored_bytes``, ``resize_on``) and its dataset
+as an MLflow input (name, source folder, digest, split sizes and loader in its profile: the UI's
+Dataset column); with ``train.system_metrics`` MLflow's system metrics (``system/...``) while it trains.
 
 A search sweep's launch has one parent run (tag ``search_parent=true``; the space, algorithm,
 seed, objectives as params; the front as ``front.json``); each trial's run is its child
@@ -16,26 +19,27 @@ Embedded default store: ``sqlite:///<cwd>/mlflow.db`` (MLflow 3 refuses the ./ml
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import platform
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
 from .config import flatten
-from .errors import ConfigError
+# the store's URI, checks and client live in harness.store; re-exported, as every caller reads them here
+from .store import (READ_ONLY_HTTP, STORE_SCHEMES, URI_FORMAT, _first_call, _probe_server, _sqlite_path,  # noqa: F401
+                    check_readable, check_reachable, client, default_tracking_uri, giving_up_quickly, resolve_uri)
 
 PARAM_BATCH = 100  # MLflow accepts at most 100 params per log_batch call
 PARAM_VALUE_MAX = 6000  # and values of at most 6000 characters
 EPOCH_MARKER = "epoch_time_s"  # a metric every epoch logs: its steps are the epochs recorded
+# seconds between system-metric samples (MLflow's default); MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it
+SYSTEM_METRICS_INTERVAL_S = 10.0
 
 
 def terminate_stale_runs(uri: str, experiment_id: str, trial_ids: dict[str, str], status: str = "FAILED") -> int:
@@ -188,104 +192,6 @@ def recorded_digests(uri: str, experiment_id: str) -> set[str]:
             return {r.data.tags.get("config_digest") for r in runs}
 
 
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks", "databricks-uc", "uc")
-URI_FORMAT = "sqlite:///path/to/mlflow.db or http(s)://host:port (or postgresql://, mysql://, mssql://, databricks)"
-
-
-def resolve_uri(uri: Optional[str]) -> str:
-    uri = uri or default_tracking_uri()
-    scheme = uri.partition("://")[0].split("+")[0] if "://" in uri else uri
-    if scheme not in STORE_SCHEMES or (scheme == "sqlite" and not uri[len("sqlite:///"):].strip()):
-        raise ConfigError("tracking_uri", uri, URI_FORMAT)
-    return uri
-
-
-def _sqlite_path(uri: str) -> Optional[Path]:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-def _probe_server(uri: str, timeout_s: float) -> None:
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
-            if r.status != 200:
-                raise OSError(f"HTTP {r.status}")
-    except (OSError, ValueError, urllib.error.URLError) as e:
-        raise ConfigError("tracking_uri", uri, f"a reachable MLflow server ({e})") from None
-
-
-def _first_call(uri: str) -> None:
-    """One cheap request: a store MLflow cannot open (a file that is no database, say) is bad input."""
-    try:
-        client(uri).search_experiments(max_results=1)
-    except ConfigError:
-        raise
-    except Exception as e:  # MlflowException, SQLAlchemy's DatabaseError, ...: every one means this store is unusable
-        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ConfigError("tracking_uri", uri,
-                          f"an MLflow store this machine can open ({first.strip()[:300]})") from None
-
-
-def check_reachable(uri: str, timeout_s: float = 5.0, open_store: bool = True) -> None:
-    """Fail before any trial when the store cannot be reached (a server down, a bad path); without
-    ``open_store`` only what needs no MLflow (before Ray starts; the driver opens it while Ray starts)."""
-    path = _sqlite_path(uri)
-    if uri.startswith(("http://", "https://")):
-        _probe_server(uri, timeout_s)
-    elif path is not None:
-        folder = path.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ConfigError("tracking_uri", uri, f"a SQLite file in an existing writable folder ({folder})")
-        if path.exists() and not path.is_file():
-            raise ConfigError("tracking_uri", uri, f"a SQLite file ({path} is a folder)")
-        if path.is_file() and path.stat().st_size:  # an empty file is a new database to SQLite
-            with open(path, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise ConfigError("tracking_uri", uri, f"a SQLite database ({path} is another kind of file)")
-    if open_store:
-        _first_call(uri)
-
-
-def check_readable(uri: str, timeout_s: float = 5.0) -> bool:
-    """For commands that only read (list, report): False when a local store does not exist, which
-    they must not create; ConfigError when it cannot be read."""
-    path = _sqlite_path(uri) or (Path(uri[len("file://"):]) if uri.startswith("file://") else None)
-    if uri.startswith(("http://", "https://")):
-        _probe_server(uri, timeout_s)
-    elif path is not None and not path.exists():
-        return False
-    elif path is not None and uri.startswith("sqlite:") and not path.is_file():
-        raise ConfigError("tracking_uri", uri, f"a SQLite file ({path} is a folder)")
-    _first_call(uri)
-    return True
-
-
-# MLflow's client retries a failing server 7 times with backoff (minutes) and waits 120 s a request:
-# right for trials riding out a blip, not for a command that only reads, which gives up in seconds.
-READ_ONLY_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-
-
-@contextlib.contextmanager
-def giving_up_quickly():
-    """READ_ONLY_HTTP for the duration (unless the user set them), then as before."""
-    added = [k for k in READ_ONLY_HTTP if k not in os.environ]
-    os.environ.update({k: READ_ONLY_HTTP[k] for k in added})
-    try:
-        yield
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
-
-
-def client(uri: Optional[str] = None):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=resolve_uri(uri))
-
-
 def ensure_experiment(uri: str, name: str, tags: Optional[dict] = None) -> str:
     """The sweep's experiment id, created once by the driver so trials never race to create it."""
     c = client(uri)
@@ -330,7 +236,7 @@ class TrialRun:
     def __init__(self, uri: str, experiment_id: str, run_name: str, config: dict, tags: dict):
         from mlflow.entities import RunTag
 
-        self.client = client(uri)
+        self.client, self.uri, self.monitor = client(uri), uri, None
         found = self.client.search_runs([experiment_id], f"tags.trial_id = '{tags['trial_id']}'", max_results=1)
         self.finished_metrics: Optional[dict] = None
         if found and found[0].info.status == "FINISHED":
@@ -367,6 +273,32 @@ class TrialRun:
         rows = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if isinstance(v, (int, float))]
         self.client.log_batch(self.run_id, metrics=rows)  # one transaction: an epoch is logged whole or not
         self.logged_steps.add(epoch)
+
+    def log_data(self, tags: dict, dataset: dict) -> None:
+        """The loader's tags, and ``dataset`` (name, source, digest, splits, loader, ...) as the run's
+        MLflow input with context ``training``; logged again by a retried trial, MLflow keeps one."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        profile = {k: v for k, v in dataset.items() if k not in ("name", "source", "digest")}
+        entity = Dataset(name=dataset["name"], digest=dataset["digest"], source_type="local",
+                         source=json.dumps({"uri": dataset["source"]}), profile=json.dumps(profile, sort_keys=True))
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, [InputTag("mlflow.data.context",
+                                                                                       "training")])])
+
+    def start_system_metrics(self, interval_s: float = SYSTEM_METRICS_INTERVAL_S) -> None:
+        """MLflow's SystemMetricsMonitor (CPU, memory, disk, network; GPU with nvidia-ml-py) on this
+        run, in a thread, until ``stop_system_metrics``; a resumed run continues its steps."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_s, resume_logging=True,
+                                            tracking_uri=self.uri)
+        self.monitor.start()
+
+    def stop_system_metrics(self) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()  # joins the thread and flushes what it sampled
+            self.monitor = None
 
     def log_final(self, results: dict, keys) -> None:
         """Log the run's end-of-trial numbers, ``results[k]`` for each of ``keys``, at step 0 (the runner's

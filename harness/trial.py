@@ -7,6 +7,9 @@ metrics go to MLflow first, then to Tune with a checkpoint (the runner's state a
 logged so far); a retried trial loads the last checkpoint, re-logs the epochs MLflow may have
 missed, and continues the same run. The run ends FINISHED, KILLED (interrupted) or FAILED; a
 trial Tune itself ends inside its report (a scheduler's stop) is left to the driver to record.
+Every run is tagged with its ``precision``; the Trainer hands its loader's tags and its dataset
+(an MLflow input) to the run as it builds them, and ``train.system_metrics`` samples MLflow's
+system metrics from the start of training to its end, however it ends.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def _trial(param: dict) -> None:
     trial_id = tune.get_context().get_trial_id()
     cfg = RunConfig.from_dict(cell["config"])
     tags = {**ctx["tags"], **sample_tags, "row": cell["row"], "config_digest": cell["digest"], "trial_id": trial_id,
-            "dataset": cfg.data.dataset, "seed": cfg.train.seed,
+            "dataset": cfg.data.dataset, "seed": cfg.train.seed, "precision": cfg.train.precision,
             "ray_node_id": ray.get_runtime_context().get_node_id(), "worker": f"{platform.node()}:{os.getpid()}"}
     if ctx.get("parent_run_id"):
         tags["mlflow.parentRunId"] = ctx["parent_run_id"]
@@ -62,7 +65,8 @@ def _trial(param: dict) -> None:
         tune.report({**run.finished_metrics, **planned})
         return
     try:
-        runner = build_runner(cfg, threads=ctx["threads"])  # the Trainer, or an experiment's runner
+        # the Trainer (its loader and dataset logged as it builds them), or an experiment's runner
+        runner = build_runner(cfg, threads=ctx["threads"], on_data=run.log_data)
         history: dict = {}
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -90,7 +94,12 @@ def _trial(param: dict) -> None:
             overhead["log_total_s"] += logged - start
             overhead["checkpoint_total_s"] += time.perf_counter() - logged
 
-        result = runner.run(on_epoch)
+        if cfg.train.system_metrics:
+            run.start_system_metrics()
+        try:
+            result = runner.run(on_epoch)
+        finally:
+            run.stop_system_metrics()
         run.log_final({**result.metrics, **result.final, **overhead}, keys=[*result.final, *overhead])
         if cfg.train.save_model:
             run.log_torch(runner.saved_model(), "model.pt")

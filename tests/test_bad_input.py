@@ -157,6 +157,13 @@ CASES = {
     # 9. silent acceptance
     "empty-dataset": (_run("--dataset", ""), "data.dataset", "''"),
     "device": (_run("--set", "train.device=cuda:x"), "train.device", "cuda:x"),
+    # issue 14: paper-scale data and precision
+    "num-workers": (_run("--set", "data.num_workers=-1"), "data.num_workers", "-1"),
+    "stream-digits": (_run("--set", "data.loader=stream"), "data.loader", "stream"),
+    "resident-too-large": (_run("--set", "data.loader=resident", "--set", "data.resident_max_gb=0.000001"),
+                           "data.loader", "resident"),
+    "fp16-cpu": (_run("--set", "train.precision=fp16", "--set", "train.device=cpu"), "train.precision", "fp16"),
+    "autocast-gone": (_run("--set", "train.autocast=true"), "train.autocast", "True"),
 }
 FILES = {  # sweep files the cases above name, written into the working folder
     "nofn.yaml": _sweep_text(artifacts=[{**TINY["artifacts"][0], "report": "analysis.jiang:make_nothing"}]),

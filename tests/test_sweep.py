@@ -37,7 +37,7 @@ def test_reproduce_smoke_jiang_table_4_9(ray_session, store, tmp_path, capsys):
         assert runs[tag].notna().all(), tag
     assert set(runs["paper"]) == {"jiang"} and set(runs["profile"]) == {"smoke"} and set(runs["dataset"]) == {"digits"}
     assert sorted(runs["config_digest"]) == sorted(c.digest for c in cells)
-    assert set(runs["config.train.epochs"]) == {"5"}  # the whole resolved config as params
+    assert set(runs["config.train.epochs"]) == {5}  # the whole resolved config, typed as its config.yaml holds it
     # resnet20 (option A) has 269,722 params on 3-channel input; digits has 1 channel, so the stem
     # conv loses 16 x 2 x 3 x 3 = 288 weights
     assert set(runs["params"]) == {269722 - 288}
