@@ -102,6 +102,42 @@ def _seeded_perm(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
+def check_split_args(val_size, train_subset=None, test_subset=None, classes=None, image_size=None) -> None:
+    """ConfigError for a hold-out or subset argument of ``load`` / ``load_folders`` that no split can take."""
+    val_size = coerce("val_size", val_size, int | float, strict=True)
+    if not (val_size >= 0 and (isinstance(val_size, int) or val_size < 1)):
+        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
+    for key, value in (("image_size", image_size), ("train_subset", train_subset), ("test_subset", test_subset),
+                       ("classes", classes)):
+        if coerce(key, value, int | None, strict=True) is not None and value < 1:
+            raise ConfigError(key, value, "a positive int or None")
+
+
+def split_indices(name: str, train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int,
+                  val_size, split_seed: int, train_subset, test_subset, classes):
+    """(train, val, test indices, classes kept): the hold-out both loaders draw, so the same arguments
+    pick the same samples whether the split is decoded (``load``) or streamed (``folders.load_folders``)."""
+    train_pool = torch.arange(len(train_labels))  # the samples the splits are drawn from
+    test_pool = torch.arange(len(test_labels))
+    if classes is not None:
+        if classes > num_classes:
+            raise ConfigError("data.classes", classes, f"at most the {num_classes} classes of {name}")
+        train_pool = (train_labels < classes).nonzero().flatten()
+        test_pool = (test_labels < classes).nonzero().flatten()
+        num_classes = classes
+    n_train = len(train_pool)
+    n_val = val_size if isinstance(val_size, int) else int(round(val_size * n_train))
+    if n_val >= n_train:
+        raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
+    perm = train_pool[_seeded_perm(n_train, split_seed)]
+    val_idx = perm[:n_val].sort().values
+    train_idx = perm[n_val:][:train_subset].sort().values
+    test_idx = test_pool
+    if test_subset is not None:
+        test_idx = test_pool[_seeded_perm(len(test_pool), TEST_SUBSET_SEED)[:test_subset]].sort().values
+    return train_idx, val_idx, test_idx, num_classes
+
+
 def load(name: str, data_root: str | None = None, download: bool = False,
          val_size: int | float = 0.1, split_seed: int = 0, image_size: int | None = None,
          train_subset: int | None = None, test_subset: int | None = None, classes: int | None = None,
@@ -124,37 +160,17 @@ def load(name: str, data_root: str | None = None, download: bool = False,
     pet and imagenet) the splits hold ``image_size`` images and ``stored_size`` equals it.
     """
     DATASETS.get(name)
-    val_size = coerce("val_size", val_size, int | float, strict=True)
-    if not (val_size >= 0 and (isinstance(val_size, int) or val_size < 1)):
-        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
-    for key, value in (("image_size", image_size), ("train_subset", train_subset), ("test_subset", test_subset),
-                       ("classes", classes)):
-        if coerce(key, value, int | None, strict=True) is not None and value < 1:
-            raise ConfigError(key, value, "a positive int or None")
+    check_split_args(val_size, train_subset, test_subset, classes, image_size)
     folder = specs.find(name, data_root, DOWNLOADS.get(name) if download else None)
     defer = bool(resize_on_device) and image_size is not None and name in FIXED_SIZE
     train_src, test_src, info = READERS[name](folder, None if defer else image_size)
     stored = info.image_size
     info = dataclasses.replace(info, stored_size=stored, image_size=(image_size, image_size) if defer else stored)
 
-    train_pool = torch.arange(len(train_src.labels))  # the samples the splits are drawn from
-    test_pool = torch.arange(len(test_src.labels))
-    if classes is not None:
-        if classes > info.num_classes:
-            raise ConfigError("data.classes", classes, f"at most the {info.num_classes} classes of {name}")
-        train_pool = (train_src.labels < classes).nonzero().flatten()
-        test_pool = (test_src.labels < classes).nonzero().flatten()
-        info = dataclasses.replace(info, num_classes=classes)
-    n_train = len(train_pool)
-    n_val = val_size if isinstance(val_size, int) else int(round(val_size * n_train))
-    if n_val >= n_train:
-        raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
-    perm = train_pool[_seeded_perm(n_train, split_seed)]
-    val_idx = perm[:n_val].sort().values
-    train_idx = perm[n_val:][:train_subset].sort().values
-    test_idx = test_pool
-    if test_subset is not None:
-        test_idx = test_pool[_seeded_perm(len(test_pool), TEST_SUBSET_SEED)[:test_subset]].sort().values
+    train_idx, val_idx, test_idx, num_classes = split_indices(name, train_src.labels, test_src.labels,
+                                                              info.num_classes, val_size, split_seed,
+                                                              train_subset, test_subset, classes)
+    info = dataclasses.replace(info, num_classes=num_classes)
 
     def split(src: _Source, idx: torch.Tensor) -> Split:
         return Split(src.take(idx).contiguous(), src.labels[idx].clone())

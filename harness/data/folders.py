@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import ConfigError, DatasetNotFound, coerce
+from ..errors import ConfigError, DatasetNotFound
 from ..registry import DATASETS
 from . import specs
 
@@ -104,18 +104,13 @@ def load_folders(name: str, root: str | None, val_size: int | float = 0.1, split
     imagenet's ``val/`` tree, Pet's test split. The hold-out, ``train_subset``, ``test_subset`` and
     ``classes`` (keep the first N classes) pick the same indices as ``load`` for the same arguments.
     """
-    from .datasets import _IMAGENET_MEAN, _IMAGENET_STD, TEST_SUBSET_SEED, DatasetInfo, _seeded_perm
+    from .datasets import _IMAGENET_MEAN, _IMAGENET_STD, DatasetInfo, check_split_args, split_indices
 
     DATASETS.get(name)
     if name not in FOLDER_DATASETS:
         raise ConfigError("data.dataset", name,
                           f"a class-folder dataset to stream: one of {', '.join(FOLDER_DATASETS)}")
-    val_size = coerce("val_size", val_size, int | float, strict=True)
-    if not (val_size >= 0 and (isinstance(val_size, int) or val_size < 1)):
-        raise ConfigError("val_size", val_size, "an int >= 0 (samples) or a float in [0, 1) (fraction)")
-    for key, value in (("train_subset", train_subset), ("test_subset", test_subset), ("classes", classes)):
-        if coerce(key, value, int | None, strict=True) is not None and value < 1:
-            raise ConfigError(key, value, "a positive int or None")
+    check_split_args(val_size, train_subset, test_subset, classes)
     folder = specs.find(name, root)
     if name == "imagenet":
         train_src = scan(folder / "train")
@@ -123,24 +118,8 @@ def load_folders(name: str, root: str | None, val_size: int | float = 0.1, split
     else:
         train_src, test_src = _pet(folder)
     num_classes = len(train_src.classes)
-    # From here on, load()'s arithmetic step for step, so the same arguments pick the same indices.
-    train_pool, test_pool = torch.arange(len(train_src)), torch.arange(len(test_src))
-    if classes is not None:
-        if classes > num_classes:
-            raise ConfigError("data.classes", classes, f"at most the {num_classes} classes of {name}")
-        train_pool = (train_src.labels < classes).nonzero().flatten()
-        test_pool = (test_src.labels < classes).nonzero().flatten()
-        num_classes = classes
-    n_train = len(train_pool)
-    n_val = val_size if isinstance(val_size, int) else int(round(val_size * n_train))
-    if n_val >= n_train:
-        raise ConfigError("val_size", val_size, f"fewer than the {n_train} training samples of {name}")
-    perm = train_pool[_seeded_perm(n_train, split_seed)]
-    val_idx = perm[:n_val].sort().values
-    train_idx = perm[n_val:][:train_subset].sort().values
-    test_idx = test_pool
-    if test_subset is not None:
-        test_idx = test_pool[_seeded_perm(len(test_pool), TEST_SUBSET_SEED)[:test_subset]].sort().values
+    train_idx, val_idx, test_idx, num_classes = split_indices(name, train_src.labels, test_src.labels, num_classes,
+                                                              val_size, split_seed, train_subset, test_subset, classes)
 
     def keep(split: FolderSplit, idx: torch.Tensor) -> FolderSplit:
         return dataclasses.replace(split.take(idx), classes=split.classes[:num_classes])
