@@ -54,7 +54,7 @@ def time_setting(base: dict, steps: int, batch: int, channels_last: bool, autoca
     before = loadavg()
     trainer.run(lambda epoch, metrics: epochs.append(metrics))
     timed = epochs[-1]
-    return {"channels_last": channels_last, "autocast_bf16": trainer.autocast, "compile": compile_model,
+    return {"channels_last": channels_last, "autocast_bf16": trainer.amp_dtype is not None, "compile": compile_model,
             "steps": timed["batches"], "epoch_time_s_measured": round(timed["epoch_time_s"], 3),
             "warmup_epoch_time_s": round(epochs[0]["epoch_time_s"], 3),
             "images_per_s": round(timed["images_per_s"], 1),

@@ -73,16 +73,15 @@ OnData = Callable[[dict, dict], None]
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, autocast: torch.dtype | bool | None = None) -> tuple[float, float]:
-    """(top-1 %, top-5 %) over a loader; nan for an empty split. ``autocast``: the dtype of
-    train.precision (True: bf16, as before precision was a choice), None/False: fp32."""
+def evaluate(model, loader, device, amp_dtype: Optional[torch.dtype] = None) -> tuple[float, float]:
+    """(top-1 %, top-5 %) over a loader; nan for an empty split. ``amp_dtype``: train.precision's
+    autocast dtype (None: fp32)."""
     if loader is None or loader.num_samples == 0:
         return math.nan, math.nan
-    dtype = torch.bfloat16 if autocast is True else (autocast or None)
     model.eval()
     top1 = top5 = 0
     for x, y in loader.epoch(0):
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
         k = min(5, logits.shape[1])
         best = logits.topk(k, dim=1).indices
@@ -119,7 +118,6 @@ class Trainer:
             raise ConfigError("train.precision", "fp16", f"fp32 or bf16 on a {self.device.type} device "
                               "(fp16 autocast with a GradScaler needs CUDA)")
         self.amp_dtype = AMP_DTYPES.get(t.precision)
-        self.autocast = self.amp_dtype is not None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
         info = self._build_loaders(cfg, threads)
         self.input_shape = (info.channels, *info.image_size)
@@ -240,7 +238,8 @@ class Trainer:
             except StopIteration:
                 break
             data_time_s += time.perf_counter() - fetch
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.autocast):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
                 if own_loss:
                     logits, loss = self.model.forward_train(x, y)
                 else:

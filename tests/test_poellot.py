@@ -14,7 +14,7 @@ from harness.config import RunConfig
 from harness.data import load
 from harness.errors import ConfigError
 from harness.measure import profile
-from harness.models.adapt import round_channels
+from harness.models.common import round_channels
 from harness.models.ensemble import combine_heads
 from harness.train import Trainer
 

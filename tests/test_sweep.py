@@ -120,7 +120,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
     splits = load("digits", val_size=16, train_subset=64, test_subset=32)
     info = splits.info
     loader = DeviceLoader(splits.test, 64, mean=info.mean, std=info.std, shuffle=False)
-    top1, _ = evaluate(model, loader, __import__("torch").device("cpu"), autocast=False)
+    top1, _ = evaluate(model, loader, __import__("torch").device("cpu"))
     assert top1 == pytest.approx(runs["Re-impl."].data.metrics["test_acc"])
 
 
