@@ -8,234 +8,30 @@ measured latency of every kernel variant, from the sweeps
   jin_latency             the latency table, from trials that time each variant (harness/methods/latency.py)
 Every accuracy figure is one builder, ``make_curve_figure(published, dataset, panels)``; the thesis's
 numbers are analysis/published/jin.yaml's.
-The count tables build each sweep row's model at 224x224 with 1,000 classes (the thesis's setting,
-Sec. 2.5) on torch's meta device: shapes and counts without memory or arithmetic.
+The count tables (2.1, 3.2) are analysis/jin_counts.py's.
 
 Column mapping, paper -> ours:
-  "# params"         -> ``nonzero_params`` (harness.measure.profile): the parameters a variant needs,
-                        two per k x k kernel when Max-Min sparse, one full-precision scale per kernel
-                        when binary; the dense model's ``params`` otherwise
-  "FLOPs"            -> ``macs``: full-precision multiplications ("the number of full-precision
-                        multiplications (FLOPs)", Sec. 2.3), i.e. multiply-accumulates of dense
-                        conv/linear layers, two per kernel and output position for a sparse kernel,
-                        one (the scale) for a binary one; the binary kernels' additions are
-                        ``binary_adds``, which the thesis does not tabulate
   "Test Accuracy"    -> ``test_acc`` of the last epoch (the thesis states no selection rule), mean ±
                         std over seeds; ``test_acc_at_best_val`` is logged beside it
 """
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 
 from harness.errors import ConfigError
 from harness.runs import config_text
 
+from .jin_counts import MODEL_NAMES, fmt_count
 from .published import table as published_table
 from .report import Figure, Table, mean_std
 
-MODEL_NAMES = {"alexnet": "AlexNet", "vgg19": "VGG19", "inception_v3": "Inception-v3", "resnet18": "ResNet18",
-               "resnet50": "ResNet50"}
-COUNT_INPUT = (3, 224, 224)  # "for inference on one sample of size 224x224" (Sec. 2.5)
-COUNT_CLASSES = 1000
-
-# The thesis's tables, from analysis/published/jin.yaml.
-# Table 2.1: (model, type) -> (# params, FLOPs) as printed
-TABLE_2_1 = {(r["model"], r["type"]): (r["params"], r["flops"]) for r in published_table("jin", "2.1")["rows"]}
+# The thesis's accuracy tables, from analysis/published/jin.yaml.
 # Table 2.2: (model, type) -> (MNIST %, CIFAR10 %)
 TABLE_2_2 = {(r["model"], r["type"]): (r["mnist"], r["cifar10"]) for r in published_table("jin", "2.2")["rows"]}
 # Table 3.1: our row label -> (the thesis's model type, CIFAR10 test accuracy %)
 TABLE_3_1 = {r["row"]: (r["type"], r["cifar10"]) for r in published_table("jin", "3.1")["rows"]}
-# Table 3.2: (the thesis's model type, our row label, # params, FLOPs)
-TABLE_3_2 = [(r["type"], r["row"], r["params"], r["flops"]) for r in published_table("jin", "3.2")["rows"]]
-UNITS = {"K": 1e3, "M": 1e6, "B": 1e9}
-
-
-# ---- counts -------------------------------------------------------------------------------------
-
-def parse_count(text: str) -> tuple[float, float]:
-    """'61.1M' -> (61.1e6, 0.05e6): the value and half a unit of its last printed digit."""
-    match = re.fullmatch(r"([0-9.]+)([KMB])", text)
-    number, unit = match.group(1), UNITS[match.group(2)]
-    decimals = len(number.split(".")[1]) if "." in number else 0
-    return float(number) * unit, 0.5 * 10 ** -decimals * unit
-
-
-def fmt_count(value: float) -> str:
-    """With the thesis's suffixes and about its precision: 61.1M, 143.7M, 714.2M, 19.6B."""
-    for suffix, unit in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= unit:
-            return f"{value / unit:.4g}{suffix}" if abs(value) >= 100 * unit else f"{value / unit:.3g}{suffix}"
-    return f"{value:.0f}"
-
-
-def agreement(ours: float, printed: str) -> str:
-    """'=' when ours rounds to the printed value, '≈' within 2 %, else the relative difference."""
-    value, half_unit = parse_count(printed)
-    if abs(ours - value) <= half_unit + 1e-9 * value:
-        return "="
-    rel = (ours / value - 1) * 100
-    return f"≈ ({rel:+.1f} %)" if abs(rel) <= 2 else f"{rel:+.1f} %"
-
-
-def _sweep_rows(sweep_name: str) -> dict:
-    """label -> the row's model name and options, from the sweep file (the counts follow the runs)."""
-    from harness import catalog
-
-    sweep = catalog.all_sweeps()[sweep_name]
-    base = sweep.base.get("model") or {}
-    out = {}
-    for row in sweep.rows:
-        model = {**base, **((row.get("config") or {}).get("model") or {})}
-        options = {**(base.get("options") or {}), **(model.get("options") or {})}
-        out[row["label"]] = (model["name"], options)
-    return out
-
-
-def count(name: str, options: dict, input_shape=COUNT_INPUT, by_layer: bool = False) -> dict:
-    """profile() of ``name`` built with ``options`` at ``input_shape``, 1,000 classes, on the meta device."""
-    import torch
-
-    from harness import models
-    from harness.measure import profile
-
-    options = {**options, "num_classes": COUNT_CLASSES, "in_channels": input_shape[0], "image_size": input_shape[1]}
-    with torch.device("meta"):
-        model = models.build(name, **options)
-    result = profile(model, tuple(input_shape), by_layer=by_layer)
-    if by_layer:  # what a binary layer holds and multiplies beyond its ±1 weights: one scale per kernel
-        scales = scale_macs = 0
-        for layer in result["layers"]:
-            if layer["binary_adds"]:
-                bias = getattr(model.get_submodule(layer["name"]), "bias", None)
-                scales += layer["nonzero_params"] - (bias.numel() if bias is not None else 0)
-                scale_macs += layer["macs"]
-        result["absorbed_nonzero_params"] = result["nonzero_params"] - scales
-        result["absorbed_macs"] = result["macs"] - scale_macs
-    return result
-
-
-def make_table_2_1(runs=None) -> Table:
-    """Table 2.1: parameters and FLOPs of the five models, dense vs sparse, at 224x224."""
-    rows = _sweep_rows("jin_table_2_2")
-    counts = {}
-    frame_rows = []
-    for label, (name, options) in rows.items():
-        kind = label.rsplit("-", 1)[1]
-        ours = count(name, options)
-        counts[(name, kind)] = ours
-        params_paper, flops_paper = TABLE_2_1[(name, kind)]
-        frame_rows.append({
-            "Model Name": MODEL_NAMES[name], "Model Type": kind,
-            "# params (paper)": params_paper, "nonzero_params (ours)": fmt_count(ours["nonzero_params"]),
-            "params": agreement(ours["nonzero_params"], params_paper),
-            "FLOPs (paper)": flops_paper, "macs (ours)": fmt_count(ours["macs"]),
-            "FLOPs": agreement(ours["macs"], flops_paper),
-            "exact nonzero_params": ours["nonzero_params"], "exact macs": ours["macs"]})
-    frame = pd.DataFrame(frame_rows)
-    notes = [
-        "Ours: each model as registered (torchvision's, VGG-19 with BN, Inception-v3 without its auxiliary "
-        "head) at 3x224x224 with 1,000 classes, built with the row's `conv` option of sweep jin_table_2_2. "
-        "`=`: ours rounds to the printed value; `≈`: within 2 %; otherwise the relative difference.",
-        "FLOPs = full-precision multiplications of conv and linear layers (`macs`): 2 per kernel and output "
-        "position for a 2-sparse kernel; 1x1 convs stay dense (Sec. 2.5).",
-    ]
-    notes += _table_2_1_readings(rows, counts)
-    return Table(frame, notes)
-
-
-def _table_2_1_readings(rows: dict, counts: dict) -> list[str]:
-    """For each model with a count ours does not round to, test other readings and say what they give."""
-    notes = []
-    for name in MODEL_NAMES:
-        checks = {}  # "sparse FLOPs" -> (kind, profile key, printed)
-        for kind in ("dense", "sparse"):
-            params, flops = TABLE_2_1[(name, kind)]
-            checks[f"{kind} params"] = (kind, "nonzero_params", params)
-            checks[f"{kind} FLOPs"] = (kind, "macs", flops)
-        missed = [k for k, (kind, key, printed) in checks.items()
-                  if agreement(counts[(name, kind)][key], printed) != "="]
-        if not missed:
-            continue
-        dense, sparse = counts[(name, "dense")], counts[(name, "sparse")]
-        paper = {k: parse_count(printed)[0] for k, (_, _, printed) in checks.items()}
-        parts = [f"Max-Min removes {fmt_count(dense['nonzero_params'] - sparse['nonzero_params'])} parameters and "
-                 f"{fmt_count(dense['macs'] - sparse['macs'])} FLOPs in ours, "
-                 f"{fmt_count(paper['dense params'] - paper['sparse params'])} and "
-                 f"{fmt_count(paper['dense FLOPs'] - paper['sparse FLOPs'])} in the paper's rows"]
-        removed = {"params": (dense["nonzero_params"] - sparse["nonzero_params"],
-                              paper["dense params"] - paper["sparse params"]),
-                   "FLOPs": (dense["macs"] - sparse["macs"], paper["dense FLOPs"] - paper["sparse FLOPs"])}
-        agreeing = [metric for metric, (ours, theirs) in removed.items() if abs(ours / theirs - 1) <= 0.05]
-        if agreeing:
-            parts[0] += (f" (within 5 % for {' and '.join(agreeing)}: there the difference lies in layers Max-Min "
-                         "leaves alone, i.e. in the dense model the thesis counted)")
-        explained = set()
-        for size in (227, 299) if any(k.endswith("FLOPs") for k in missed) else ():  # params do not depend on it
-            alt = {kind: count(*rows[f"{name}-{kind}"], input_shape=(3, size, size)) for kind in ("dense", "sparse")}
-            fixed = [k for k in missed if agreement(alt[checks[k][0]][checks[k][1]], checks[k][2]) == "="]
-            if fixed:
-                explained.update(fixed)
-                parts.append(f"at {size}x{size} input ours gives {fmt_count(alt['dense']['macs'])} dense and "
-                             f"{fmt_count(alt['sparse']['macs'])} sparse FLOPs, matching the paper's "
-                             + " and ".join(fixed))
-        text = f"{MODEL_NAMES[name]}: " + "; ".join(parts) + "."
-        unexplained = [k for k in missed if k not in explained]
-        if unexplained:
-            text += " Not matched at 224, 227 or 299 px: " + ", ".join(
-                f"{k} (ours {fmt_count(counts[(name, checks[k][0])][checks[k][1]])} vs {checks[k][2]})"
-                for k in unexplained) + "; the thesis gives no per-layer counts to locate the difference."
-        notes.append(text)
-    return notes
-
-
-def make_table_3_2(runs=None) -> Table:
-    """Table 3.2: AlexNet's parameters and FLOPs for every kernel variant of Table 3.1, at 224x224."""
-    rows = _sweep_rows("jin_table_3_1")
-    frame_rows = []
-    for paper_type, label, params_paper, flops_paper in TABLE_3_2:
-        name, options = rows[label]
-        ours = count(name, options, by_layer=True)
-        frame_rows.append({
-            "Model Type (paper)": paper_type, "row (ours)": label,
-            "# params (paper)": params_paper,
-            "nonzero_params (ours)": fmt_count(ours["nonzero_params"]),
-            "scales absorbed (ours)": fmt_count(ours["absorbed_nonzero_params"]),
-            "FLOPs (paper)": flops_paper, "macs (ours)": fmt_count(ours["macs"]),
-            "macs, scales absorbed (ours)": fmt_count(ours["absorbed_macs"]),
-            "binary_adds (ours)": fmt_count(ours["binary_adds"]),
-            "params": _best_reading(params_paper, ours["nonzero_params"], ours["absorbed_nonzero_params"]),
-            "FLOPs": _best_reading(flops_paper, ours["macs"], ours["absorbed_macs"])})
-    frame = pd.DataFrame(frame_rows)
-    notes = [
-        "AlexNet at 3x224x224 with 1,000 classes, each row built with the `conv` option of the matching row of "
-        "sweep jin_table_3_1 (internal widths 256 ... 2048).",
-        "A binary kernel holds one full-precision scale (Δ or α*) per k x k kernel and multiplies it once per "
-        "output position: `nonzero_params` and `macs` count them. The thesis says the scale 'can be absorbed "
-        "into the training parameters' (Sec. 3.3); the 'scales absorbed' columns drop them. Its binary sparse "
-        "row matches ours with the scales counted (its FLOPs then carry the same few-million offset as its "
-        "sparse row, see jin-table-2-1), its local binary rows ours with the scales absorbed: the last two "
-        "columns say which reading each row matches (`=` rounds to the printed value, `≈` within 2 %).",
-        "The thesis's FLOPs of the channel-sparse rows grow by about 0.6M per 256 internal channels (60.7M ... "
-        "64.8M); full-precision multiplications of a channel-sparse 1x1 layer do not depend on its input width "
-        "(2 per output channel and position), so ours stay flat; only `binary_adds` grows with the width "
-        "(x8 from 256 to 2048, as Sec. 3.6 says of the additions).",
-    ]
-    return Table(frame, notes)
-
-
-def _best_reading(printed: str, counted: float, absorbed: float) -> str:
-    """Which reading of a binary kernel's scale the printed count matches: counted, absorbed, or neither."""
-    with_scales, without = agreement(counted, printed), agreement(absorbed, printed)
-    if counted == absorbed:
-        return with_scales
-    for prefix in ("=", "≈"):
-        for text, reading in ((with_scales, "with scales"), (without, "scales absorbed")):
-            if text.startswith(prefix):
-                return f"{text} {reading}"
-    return f"{with_scales} with scales, {without} absorbed"
 
 
 # ---- accuracy tables ----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ``torchvision.models.inception_v3`` without the auxiliary classifier: 23,834,568 parameters with
 1,000 classes, Jin's 23.8M (Table 2.1; with the auxiliary head it would be 27.2M). The head is
-left out everywhere: it needs 17x17 maps, and training returns plain logits.
+left out everywhere: it needs 17x17 maps, and training returns plain logits. MACs: 2.84 G at
+224x224, 5.71 G at the model's own 299x299; Jin's Table 2.1 prints 6.4B dense and 2.4B sparse "at
+224x224", and only the sparse figure is met, by ours at 299 (analysis/jin_counts.py).
 
 Small inputs (by default when image_size <= 64; our adaptation, the thesis does not give one):
 the stem's stride-2 3x3 conv takes stride 1, its unpadded 3x3 convs get padding 1, and its two
