@@ -17,6 +17,10 @@ Column mapping, paper -> ours:
                            2's prediction (``predicted_time_ratio`` logged by each trial)
   "Top1↑ %", "Top5↑ %"  -> relative change to the baseline row: (acc(row) / acc(Re-impl.) - 1) x 100,
                            as the paper computes them (92.20 vs 92.53 -> -0.36)
+The analysis tables' "(paper)" columns print the values Tables 4-10/4-12/4-14 print (published
+``top1_rel``, ``top5_rel``, ``time_rel``), not a recomputation from Tables 4-9/4-11/4-13; where the
+recomputation rounds otherwise (Table 4-14 R1_0.8 Top1↑: printed -0.74, (71.62 / 72.15 - 1) x 100
+= -0.7346) the table's notes say so.
 Ours are means over seeds (± std, n); the paper ran each setting once with one seed.
 """
 from __future__ import annotations
@@ -44,6 +48,39 @@ def published_rows(key: str) -> tuple[dict, dict]:
     return block, rows
 
 
+RELATIVE = (("top1", "Top1↑"), ("top5", "Top5↑"), ("time", "Time↑"))  # published key stem, column
+
+
+def printed_relatives(key: str) -> dict:
+    """The relative changes (%) the analysis table of ``key`` (4-9 -> 4-10, 4-11 -> 4-12, 4-13 -> 4-14)
+    prints: row label -> {"top1": ..., "top5": ..., "time": ...}, None where it prints "-"."""
+    rows = published_table("jiang", key)["rows"]
+    return {r["row"]: {stem: r.get(f"{stem}_rel") for stem, _ in RELATIVE} for r in rows}
+
+
+def analysis_table_number(key: str) -> str:
+    """4-9 -> 4-10: each performance table's analysis table follows it."""
+    chapter, number = key.split("-")
+    return f"{chapter}-{int(number) + 1}"
+
+
+def recomputation_mismatches(key: str) -> list[str]:
+    """Each printed relative change that the recomputation from the performance table's printed
+    values does not reproduce at the printed 2 decimals, as 'R1_0.8 Top1↑: printed -0.74, ...'."""
+    _, rows = published_rows(key)
+    base = rows[BASELINE]
+    found = []
+    for label, printed in printed_relatives(key).items():
+        if label == BASELINE:
+            continue
+        recomputed = {"top1": _rel(rows[label][1], base[1]), "top5": _rel(rows[label][2], base[2]),
+                      "time": _rel(rows[label][3], base[3])}
+        for stem, column in RELATIVE:
+            if printed[stem] is not None and round(recomputed[stem], 2) != round(printed[stem], 2):
+                found.append(f"{label} {column}: printed {printed[stem]:+.2f}, recomputed {recomputed[stem]:+.4f}")
+    return found
+
+
 def _model_label(runs: pd.DataFrame, paper_label: str, model_key: str) -> str:
     """The paper's label when the runs used the paper's model, else the model they did use."""
     used = sorted(set(runs.get("config.model.name", pd.Series(dtype=str)).dropna()))
@@ -61,6 +98,7 @@ def summary(runs: pd.DataFrame, published: dict) -> pd.DataFrame:
     rows = []
     for label, (setting, top1, top5, time_s, kind) in published.items():
         p_base = published[BASELINE]
+        # paper_*_rel: recomputed from the printed values (the analysis tables print printed_relatives)
         r = {"row": label, "setting": setting, "kind": kind, "paper_top1": top1, "paper_top5": top5,
              "paper_time_s": time_s, "paper_top1_rel": _rel(top1, p_base[1]), "paper_top5_rel": _rel(top5, p_base[2]),
              "paper_time_rel": _rel(time_s, p_base[3])}
@@ -105,7 +143,39 @@ def make_performance_table(runs: pd.DataFrame, published: str) -> Table:
     notes = [f"Paper: {model} on {dataset}; the paper's time is wall time on its GPUs, ours `train_time_s` on "
              f"the machine named in the runs' `device` tag; compare the relative Time↑ of the analysis table.",
              "Published reference row not re-run: " + block.get("reference", "none") + "."]
+    schedule_note = _schedule_note(runs)
+    if schedule_note:
+        notes.append(schedule_note)
     return Table(frame, notes)
+
+
+def per_epoch_cosine_gap(epochs: int, batches: int) -> tuple[float, float, float]:
+    """The epoch-stepped cosine against the per-iteration one over ``epochs`` of ``batches`` steps:
+    (largest lr gap, mean lr gap, the last epoch's lr) as shares of the base lr."""
+    from harness.schedules import cosine_factor
+
+    gaps = [cosine_factor(e, epochs) - cosine_factor(e + i / batches, epochs) for e in range(epochs)
+            for i in range(batches)]
+    return max(gaps), sum(gaps) / len(gaps), cosine_factor(epochs - 1, epochs)
+
+
+def _schedule_note(runs: pd.DataFrame) -> str | None:
+    """What the runs' cosine schedule did with Sec. 2.2's "The cosine decay method gradually drops the
+    learning rate based on the iteration number and epoch number", with the per-epoch gap at their length."""
+    schedules = set(runs.get("config.train.schedule", pd.Series(dtype=str)).dropna())
+    if not schedules & {"cosine", "cosine_iter"} or "batches" not in runs:
+        return None
+    epochs, batches = int(pd.to_numeric(runs["config.train.epochs"]).max()), int(runs["batches"].max())
+    largest, mean, last = per_epoch_cosine_gap(epochs, batches)
+    gap = (f"over these {epochs} epochs of up to {batches} steps the epoch-stepped lr sits up to {largest * 100:.2f} % "
+           f"of the base lr (mean {mean * 100:.2f} %) above the per-iteration one, and its last epoch trains at "
+           f"{last:.2g} × lr throughout where the per-iteration lr decays from there toward 0")
+    if schedules == {"cosine_iter"}:
+        return ("Learning rate: cosine decay set before every iteration at its fractional epoch (train.schedule "
+                "cosine_iter, Sec. 2.2: \"based on the iteration number\"), so a reduced epoch of fewer batches "
+                f"spans a whole epoch of the curve; {gap}. The logged `lr` is each epoch's first step's.")
+    return ("Learning rate: cosine decay stepped once per epoch (train.schedule cosine), not per iteration as Sec. "
+            f"2.2 says (\"based on the iteration number\"): {gap}.")
 
 
 def make_analysis_table(runs: pd.DataFrame, published: str) -> Table:
@@ -115,18 +185,24 @@ def make_analysis_table(runs: pd.DataFrame, published: str) -> Table:
     s = summary(runs, rows)
     get = lambda col: s[col] if col in s else pd.Series([None] * len(s))  # noqa: E731
     label = _model_label(runs, block["model"], block["model_key"])
+    printed = printed_relatives(published)
+    paper = {stem: [_fmt(printed[r][stem], signed=True) for r in s["row"]] for stem, _ in RELATIVE}
     frame = pd.DataFrame({
         "Method": [f"{label} {r}" for r in s["row"]],
-        "Top1↑ % (paper)": s["paper_top1_rel"].map(lambda v: _fmt(v, signed=True)),
+        "Top1↑ % (paper)": paper["top1"],
         "Top1↑ % (ours)": get("top1_rel").map(lambda v: _fmt(v, signed=True)),
-        "Top5↑ % (paper)": s["paper_top5_rel"].map(lambda v: _fmt(v, signed=True)),
+        "Top5↑ % (paper)": paper["top5"],
         "Top5↑ % (ours)": get("top5_rel").map(lambda v: _fmt(v, signed=True)),
-        "Time↑ % (paper)": s["paper_time_rel"].map(lambda v: _fmt(v, signed=True)),
+        "Time↑ % (paper)": paper["time"],
         "Time↑ % (ours)": get("time_rel").map(lambda v: _fmt(v, signed=True)),
         "Time↑ % (Corollary 2)": get("predicted_time_rel").map(lambda v: _fmt(v, signed=True)),
         "Flat/B-neck": s["kind"],
     })
+    mismatches = recomputation_mismatches(published)
     notes = ["Relative changes to the re-implementation row, (x / x_baseline - 1) x 100, as the paper's columns.",
+             f"(paper): the values Table {analysis_table_number(published)} prints. Recomputed from Table "
+             f"{published}'s printed accuracies and times they round to the same 2 decimals"
+             + (", except " + "; ".join(mismatches) + "." if mismatches else " in every cell."),
              "Corollary 2 predicts T_B/T = Σ α_e / N for the run's own epochs; the paper's rows are for N = "
              "120 (CIFAR) or 150 (ImageNet) epochs."]
     return Table(frame, notes)
@@ -141,6 +217,10 @@ def make_tradeoff_figure(runs: pd.DataFrame, published: str, top: int) -> Figure
     import matplotlib.pyplot as plt
 
     s = summary(runs, published_rows(published)[1])
+    printed = printed_relatives(published)
+    for stem, _ in RELATIVE:  # the paper's points where the analysis table prints them
+        s[f"paper_{stem}_rel"] = [p if (p := printed[r][stem]) is not None else v
+                                  for r, v in zip(s["row"], s[f"paper_{stem}_rel"])]
     s = s[s["row"] != BASELINE]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     colors = {"Flat": "tab:red", "B-neck": "tab:green"}

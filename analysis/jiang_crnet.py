@@ -107,10 +107,24 @@ def _meta_build(network: str, **options):
 
 
 @lru_cache(maxsize=None)
-def paper_counts(network: str, exp, g, alpha, strategy: str, num_classes: int = 10) -> dict:
-    """params and macs of one CRnet at the paper's 3x32x32 input (cached: the tables reuse them)."""
+def paper_counts(network: str, exp, g, alpha, strategy: str, num_classes: int = 10, depthwise: str = "strided") -> dict:
+    """params and macs of one CRnet at the paper's 3x32x32 input (cached: the tables reuse them);
+    ``depthwise`` (crnet_cib only): strided, as trained, or every, Sec. 3.1.2's reading."""
     options = dict(num_classes=num_classes, exp=exp, g=g, alpha=alpha, strategy=strategy)
+    if depthwise != "strided":
+        options["depthwise"] = depthwise
     return profile(_meta_build(network, **options), PAPER_INPUT)
+
+
+def depthwise_reading_gaps(number: str) -> list[tuple[float, float]]:
+    """For each row of Table ``number`` (a crnet_cib table, 4-5 ... 4-8): (MACs M, params M) that
+    Sec. 3.1.2's reading (a depthwise in every C-IBneck) adds to the built model the tables match."""
+    pub = PUBLISHED[number]
+    gaps = []
+    for e, g, a, s in pub.rows:
+        ours, every = (paper_counts(pub.network, e, g, a, s, NUM_CLASSES[pub.dataset], d) for d in ("strided", "every"))
+        gaps.append(((every["macs"] - ours["macs"]) / 1e6, (every["params"] - ours["params"]) / 1e6))
+    return gaps
 
 
 def _fmt(x, digits: int = 2, signed: bool = False) -> str:
@@ -169,7 +183,8 @@ def make_results_table(runs: pd.DataFrame | None, published: str) -> Table:
              "multiply-adds of one forward pass of one image, and `macs` counts the multiply-accumulates of conv and "
              f"linear layers. Params and MACs (ours) are of the built model at the paper's input, 3×32×32 with {classes} "
              f"classes: {min(gaps):+.3f} to {max(gaps):+.3f} % from the published FLOPs; the Δ columns (each row's "
-             "MACs minus its setting's Ghost-module row) agree to the tables' rounding.",
+             "MACs minus its setting's Ghost-module row) agree to the tables' rounding. The paper prints no Δ: its "
+             "Δ column is the difference of two printed FLOPs values, exact at their 2 decimals.",
              "Accuracy: top-1 on the test split after the last epoch; ours mean ± std over seeds (n)."]
     if as_trained:
         notes.append("MACs M (as trained): the runs' logged `macs` at their dataset's input size and classes.")
@@ -178,6 +193,13 @@ def make_results_table(runs: pd.DataFrame | None, published: str) -> Table:
     if batch_sizes and batch_sizes != [pub.batch_size]:
         notes.append(f"Trained at batch size {', '.join(map(str, batch_sizes))} (this profile's choice, see the sweep "
                      f"file), not the paper's {pub.batch_size}.")
+    if pub.network == "crnet_cib":
+        gaps = depthwise_reading_gaps(published)
+        notes.append("Built with the DW-kernel depthwise only in the two strided C-IBnecks (GhostNet's code); Sec. "
+                     "3.1.2's reading, a depthwise in every block (model option depthwise=every), would add "
+                     f"{min(g for g, _ in gaps):.2f} to {max(g for g, _ in gaps):.2f} M MACs and "
+                     f"{min(p for _, p in gaps):.3f} to {max(p for _, p in gaps):.3f} M parameters to these rows "
+                     "(Table 3-2's notes, docs/fidelity.md).")
     lost = published_table("jiang", published).get("lost")
     if lost:
         notes.append(lost)
@@ -219,7 +241,9 @@ def make_table_3_1(runs=None) -> Table:
     """Table 3-1 from a built crnet_cb (exp 4, g 2, α 0.5, cr strategy, 10 classes, 3×32×32)."""
     model = _meta_build("crnet_cb", num_classes=10, exp=4, g=2, alpha=0.5, strategy="cr")
     stages = model.stages()
-    shapes = _trace(model, ["conv1"] + [f"{n.replace('-', '_')}" for n, _ in stages] + ["fc"])
+    # each stage, and its first block's reducing 1x1 (inner = its outputs): shapes, not constructor arguments
+    names = [n.replace("-", "_") for n, _ in stages]
+    shapes = _trace(model, ["conv1"] + names + [f"{n}.0.reduce" for n in names] + ["fc"])
     layers = profile(model, PAPER_INPUT, by_layer=True)["layers"]
     records = []
 
@@ -234,9 +258,11 @@ def make_table_3_1(runs=None) -> Table:
     add("conv1", shapes["conv1"][0], "conv3×3", None, None, stem.out_channels, stem.stride[0], None, None, "conv1",
         TABLE_3_1[0])
     for (name, stage), paper in zip(stages, TABLE_3_1[1:5]):
-        first = stage[0]
-        add(name, shapes[name.replace("-", "_")][0], "C-Bneck", first.inner, round(first.channels_out / first.inner),
-            first.channels_out, first.stride, len(stage), first.compression, name.replace("-", "_"), paper)
+        key = name.replace("-", "_")
+        (_, h_in, _), (out, h_out, _) = (tuple(int(v) for v in t.split("×")) for t in shapes[key])
+        inner = int(shapes[f"{key}.0.reduce"][1].split("×")[0])
+        add(name, shapes[key][0], "C-Bneck", inner, round(out / inner), out, h_in // h_out, len(stage),
+            stage[0].compression, key, paper)
     last = shapes[stages[-1][0].replace("-", "_")][1]
     channels = model.fc.in_features
     add("", last, f"avg_pool {last.split('×', 1)[1]}", None, None, channels, None, None, None, None, TABLE_3_1[5])
@@ -259,10 +285,28 @@ def _dash(v):
     return "-" if v is None else v
 
 
-def make_table_3_2(runs=None) -> Table:
-    """Table 3-2 from a built crnet_cib (exp 4, g 2, α 0.5, cr strategy, 10 classes, 3×32×32)."""
-    model = _meta_build("crnet_cib", num_classes=10, exp=4, g=2, alpha=0.5, strategy="cr")
-    names = ["conv1"] + [f"blocks.{i}" for i in range(len(model.blocks))] + ["conv_last", "conv_head", "fc"]
+def _built_cib_row(block, shapes: dict, name: str) -> tuple:
+    """(inner, exp, out, stride, SE, DW) of one built C-IBneck, read off its layers and traced shapes,
+    not off the arguments it was built with: DW is the kernel of its intermediate depthwise ("-"
+    where it has none), SE the squeeze-and-excite's width over the inner channels (0 without one)."""
+    from torch import nn
+
+    from harness.layers.crnet import SqueezeExcite
+
+    (c_in, h_in, _), (c_out, h_out, _) = (tuple(int(v) for v in t.split("×")) for t in shapes[name])
+    inner = int(shapes[f"{name}.expand"][1].split("×")[0])
+    convs = [m for m in block.depthwise.modules() if isinstance(m, nn.Conv2d)]
+    dw = convs[0].kernel_size[0] if convs else None
+    se = round(block.se.reduced / inner, 2) if isinstance(block.se, SqueezeExcite) else 0
+    return inner, round(inner / c_out), c_out, h_in // h_out, se, dw
+
+
+def make_table_3_2(runs=None, depthwise: str = "strided") -> Table:
+    """Table 3-2 from a built crnet_cib (exp 4, g 2, α 0.5, cr strategy, 10 classes, 3×32×32);
+    ``depthwise``: the model option (strided, as trained; every, Sec. 3.1.2's reading)."""
+    model = _meta_build("crnet_cib", num_classes=10, exp=4, g=2, alpha=0.5, strategy="cr", depthwise=depthwise)
+    names = (["conv1"] + [f"blocks.{i}{part}" for i in range(len(model.blocks)) for part in ("", ".expand")]
+             + ["conv_last", "conv_head", "fc"])
     shapes = _trace(model, names)
     layers = profile(model, PAPER_INPUT, by_layer=True)["layers"]
     records = []
@@ -278,9 +322,8 @@ def make_table_3_2(runs=None) -> Table:
     add(shapes["conv1"][0], "conv 3×3", None, None, model.conv1[0].out_channels, 1, None, None, None, "conv1",
         TABLE_3_2[0], "conv1")
     for i, (block, paper) in enumerate(zip(model.blocks, TABLE_3_2[1:17])):
-        add(shapes[f"blocks.{i}"][0], "C-IBneck", block.inner, round(block.inner / block.channels_out),
-            block.channels_out, block.stride, block.se_ratio, block.dw_kernel, block.compression, f"blocks.{i}", paper,
-            f"C-IBneck {i + 1}")
+        add(shapes[f"blocks.{i}"][0], "C-IBneck", *_built_cib_row(block, shapes, f"blocks.{i}"), block.compression,
+            f"blocks.{i}", paper, f"C-IBneck {i + 1}")
     last = model.conv_last[0]
     add(shapes["conv_last"][0], "conv 1×1", None, None, last.out_channels, 1, None, None, None, "conv_last",
         TABLE_3_2[17], "conv_last")
@@ -291,15 +334,28 @@ def make_table_3_2(runs=None) -> Table:
         "conv_head", TABLE_3_2[19], "conv_head")
     add(shapes["fc"][0] + "×1×1", "fc", None, None, "class", None, None, None, None, "fc", TABLE_3_2[20], "fc")
     total = profile(model, PAPER_INPUT)
-    notes = [f"Built with `models.build('crnet_cib', exp=4, g=2, alpha=0.5, strategy='cr')` at 3×32×32, 10 classes: "
-             f"{total['params']:,} params, {total['macs']:,} MACs in all (Table 4-5's CR module row: 0.29 M, 23.90 M).",
-             "Input, inner, out, stride, SE and DW are read off the built modules (input shapes by forward hooks); "
+    frame = pd.DataFrame(records)
+    missing = int(((frame["Operator"] == "C-IBneck") & (frame["DW"] == "-")).sum())
+    gaps = depthwise_reading_gaps("4-5")
+    built = "" if depthwise == "strided" else f", depthwise='{depthwise}'"
+    notes = [f"Built with `models.build('crnet_cib', exp=4, g=2, alpha=0.5, strategy='cr'{built})` at 3×32×32, "
+             f"10 classes: {total['params']:,} params, {total['macs']:,} MACs in all (Table 4-5's CR module row: "
+             "0.29 M, 23.90 M).",
+             "Input, inner, out, stride, SE and DW are read off the built layers (shapes by forward hooks; DW the "
+             "kernel of the block's intermediate depthwise, '-' where the block has none; SE the squeeze-and-"
+             "excite's width over the inner channels), so ✗ marks a printed value the model does not build. "
              "Params and MACs are each layer's own (BN included in params; MACs of conv and linear layers).",
-             "Readings not in the text, chosen to reproduce Tables 4-5 to 4-8 (GhostNet's code): the DW-kernel "
-             "depthwise exists only in strided blocks (and in the shortcut); SE width make_divisible(inner × SE, 4) "
-             "with biases; a shape-changing block's shortcut is DW depthwise + BN, 1×1 + BN; the last 1×1 has "
-             "64 × exp outputs (256 at exp 4) and the 1×1 after pooling has a bias."]
-    return Table(pd.DataFrame(records), notes)
+             f"DW: {missing} of 16 C-IBnecks have no intermediate depthwise. Sec. 3.1.2 says \"The intermediate "
+             "layer is a depthwise 3×3 convolution\" and Table 3-2 prints a DW kernel for every block, but the "
+             "model as trained (depthwise='strided', GhostNet's code) has it only in the two strided blocks, because "
+             "that is what Tables 4-5 to 4-8 count: with the depthwise in every block (depthwise='every', whose "
+             f"Table 3-2 matches in every DW cell) each row of Table 4-5 gains {min(g for g, _ in gaps):.2f} to "
+             f"{max(g for g, _ in gaps):.2f} M MACs and {min(p for _, p in gaps):.3f} to {max(p for _, p in gaps):.3f} "
+             "M parameters, off every printed FLOPs value (docs/fidelity.md, Jiang).",
+             "Readings not in the text, chosen to reproduce Tables 4-5 to 4-8 (GhostNet's code): SE width "
+             "make_divisible(inner × SE, 4) with biases; a shape-changing block's shortcut is DW depthwise + BN, "
+             "1×1 + BN; the last 1×1 has 64 × exp outputs (256 at exp 4) and the 1×1 after pooling has a bias."]
+    return Table(frame, notes)
 
 
 # ---- Figure 3.1 ----

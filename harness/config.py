@@ -77,7 +77,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     nesterov: bool = False
-    schedule: str = "multistep"  # multistep | cosine | constant (harness.schedules)
+    schedule: str = "multistep"  # multistep | cosine | cosine_iter | constant (harness.schedules)
     milestones: Tuple[int, ...] = ()  # multistep: epochs after which lr *= lr_decay
     lr_decay: float = 0.1  # multistep factor
     warmup_epochs: int = 0  # linear warm-up from lr * warmup_start over these epochs

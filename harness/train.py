@@ -231,6 +231,8 @@ class Trainer:
         start = time.perf_counter()
         batches = self.train_loader.epoch(epoch, num_batches=n_batches)
         own_loss = isinstance(self.model, OwnLoss)  # a model with its own loss (ensembles)
+        seek = getattr(self.scheduler, "seek", None)  # a per-iteration schedule (cosine_iter)
+        index = 0
         while True:
             fetch = time.perf_counter()
             try:
@@ -238,6 +240,9 @@ class Trainer:
             except StopIteration:
                 break
             data_time_s += time.perf_counter() - fetch
+            if seek is not None:  # this batch's lr, at its fractional epoch (a reduced epoch spans a whole one)
+                seek(epoch - 1 + index / n_batches)
+            index += 1
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 if own_loss:

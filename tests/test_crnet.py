@@ -187,11 +187,52 @@ def test_the_built_blocks_follow_tables_3_1_and_3_2():
     for row in jiang_crnet.make_table_3_1().frame["= Table 3-1"]:
         assert row == "✓"
     table = jiang_crnet.make_table_3_2().frame
-    assert list(table["= Table 3-2"]) == ["✓"] * len(table) and len(table) == 21
+    assert len(table) == 21
+    # as trained (depthwise=strided): every cell matches but the DW of the 14 blocks that do not stride,
+    # which have no intermediate depthwise; the kernels printed there are 3, but 5 in blocks 4 and 5
+    blocks_ = table[table["Operator"] == "C-IBneck"]
+    assert list(blocks_["DW"]) == ["-"] * 5 + [3] + ["-"] * 5 + [5] + ["-"] * 4
+    assert list(blocks_["= Table 3-2"]) == (["✗ paper: 3"] * 3 + ["✗ paper: 5"] * 2 + ["✓"] + ["✗ paper: 3"] * 5
+                                            + ["✓"] + ["✗ paper: 3"] * 4)
+    assert set(table[table["Operator"] != "C-IBneck"]["= Table 3-2"]) == {"✓"}
+    assert "14 of 16 C-IBnecks have no intermediate depthwise" in " ".join(jiang_crnet.make_table_3_2().notes)
+    # Sec. 3.1.2's reading builds Table 3-2 in every cell, DW read off the built depthwise kernels
+    every = jiang_crnet.make_table_3_2(depthwise="every").frame
+    assert list(every["= Table 3-2"]) == ["✓"] * 21
+    assert list(every[every["Operator"] == "C-IBneck"]["DW"]) == [3, 3, 3, 5, 5] + [3] * 6 + [5] + [3] * 4
     cib = models.build("crnet_cib")
     assert [b.stride for b in cib.blocks].count(2) == 2
     assert [type(b.depthwise).__name__ for b in cib.blocks].count("Sequential") == 2  # only where it strides
     assert [b.se.reduced for b in cib.blocks if b.se_ratio] == [16, 16, 32, 32, 64, 64, 64]
+
+
+def test_a_stored_attribute_does_not_make_the_dw_column():
+    """The DW column reads the built depthwise: a block whose depthwise is removed shows '-' and ✗."""
+    model = jiang_crnet._meta_build("crnet_cib", depthwise="every")
+    model.blocks[3].depthwise = nn.Identity()  # its dw_kernel attribute still says 5
+    shapes = jiang_crnet._trace(model, ["blocks.3", "blocks.3.expand"])
+    assert jiang_crnet._built_cib_row(model.blocks[3], shapes, "blocks.3") == (64, 4, 16, 1, 0.25, None)
+    assert model.blocks[3].dw_kernel == 5
+
+
+def test_sec_3_1_2s_depthwise_in_every_block_misses_table_4_5():
+    """Each of the 14 non-strided C-IBnecks gains an inner x d x d depthwise on H x W positions (and its
+    BN): at exp 4, MACs 9·64·32² x 3 + 25·64·32² x 2 + 9·128·16² x 5 + 9·256·8² x 4 = 7,110,656 and
+    params (9+2)·64 x 3 + (25+2)·64 x 2 + (9+2)·128 x 5 + (9+2)·256 x 4 = 23,872 more, for every strategy."""
+    macs = 9 * 64 * 32 * 32 * 3 + 25 * 64 * 32 * 32 * 2 + 9 * 128 * 16 * 16 * 5 + 9 * 256 * 8 * 8 * 4
+    params = 11 * 64 * 3 + 27 * 64 * 2 + 11 * 128 * 5 + 11 * 256 * 4
+    assert (macs, params) == (7_110_656, 23_872)
+    gaps = jiang_crnet.depthwise_reading_gaps("4-5")
+    assert gaps[:4] == [pytest.approx((macs / 1e6, params / 1e6))] * 4  # exp 4, g 2: the same for all 4 strategies
+    assert gaps[8:] == [pytest.approx((macs / 1e6, params / 1e6))] * 4  # exp 4, g 4
+    assert gaps[4] == pytest.approx((1.5 * macs / 1e6, 1.5 * params / 1e6))  # exp 6: inner x 1.5
+    for (e, g, a, s), (p_params, p_flops, _) in PUBLISHED["4-5"].rows.items():
+        every = paper_counts("crnet_cib", e, g, a, s, 10, "every")
+        assert every["macs"] / 1e6 - p_flops > 7.1 and round(every["params"] / 1e6, 2) != p_params
+    with pytest.raises(ConfigError, match="model.depthwise"):
+        models.build("crnet_cib", depthwise="all")
+    notes = " ".join(jiang_crnet.make_results_table(None, "4-5").notes)
+    assert "would add 7.11 to 10.67 M MACs and 0.024 to 0.036 M parameters to these rows" in notes
 
 
 BAD = [
@@ -336,3 +377,61 @@ def test_a_profile_keeps_the_rows_it_names(tmp_path):
     with pytest.raises(ConfigError) as info:
         sweep.cells("smoke")
     assert info.value.key == "profiles.smoke.rows" and "a, b, c" in str(info.value)
+
+
+# -- Tables 4-10, 4-12, 4-14: the paper's printed relative changes, not a recomputation ----------
+from analysis import jiang  # noqa: E402
+
+
+def _runs(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"row": r, "test_acc": a, "test_acc5": 99.0, "train_time_s": t, "predicted_time_ratio": 1.0}
+                         for r, a, t in rows])
+
+
+def test_the_analysis_tables_print_the_papers_printed_values():
+    table = jiang.make_analysis_table(_runs([("Re-impl.", 70.0, 100.0), ("R1_0.8", 69.3, 80.0)]), "4-13")
+    frame = table.frame.set_index("Method")
+    # Table 4-14 prints -0.74; (71.62 / 72.15 - 1) x 100 = -0.7346 would print -0.73
+    assert (71.62 / 72.15 - 1) * 100 == pytest.approx(-0.7346, abs=5e-5)
+    assert frame.loc["M-Net v2 R1_0.8", "Top1↑ % (paper)"] == "-0.74"
+    assert frame.loc["M-Net v2 R1_0.8", "Top1↑ % (ours)"] == "-1.00"  # 69.3 / 70 - 1
+    assert list(frame["Time↑ % (paper)"]) == ["-", "-19.65", "-37.79", "-37.66"]
+    assert frame.loc["M-Net v2 Re-impl.", "Top1↑ % (paper)"] == "-"  # printed "-", not a computed +0.00
+    assert "except R1_0.8 Top1↑: printed -0.74, recomputed -0.7346." in " ".join(table.notes)
+    cifar10 = jiang.make_analysis_table(_runs([("Re-impl.", 90.0, 100.0)]), "4-9")
+    r1 = cifar10.frame.set_index("Method").loc["ResNet56 R1_0.8"]
+    assert (r1["Top1↑ % (paper)"], r1["Top5↑ % (paper)"], r1["Time↑ % (paper)"]) == ("-0.36", "-0.01", "-21.04")
+    assert "round to the same 2 decimals in every cell" in " ".join(cifar10.notes)
+
+
+def test_only_one_printed_relative_change_differs_from_its_recomputation():
+    """All 39 printed cells of Tables 4-10, 4-12, 4-14 against (x / x_Re-impl. - 1) x 100 of Tables
+    4-9, 4-11, 4-13's printed values: one rounds otherwise, by 0.01."""
+    assert {k: jiang.recomputation_mismatches(k) for k in ("4-9", "4-11", "4-13")} == {
+        "4-9": [], "4-11": [], "4-13": ["R1_0.8 Top1↑: printed -0.74, recomputed -0.7346"]}
+    cells = 0
+    for key in ("4-9", "4-11", "4-13"):
+        summary = jiang.summary(_runs([]).reindex(columns=["row"]), jiang.published_rows(key)[1]).set_index("row")
+        for label, printed in jiang.printed_relatives(key).items():
+            for stem, _ in jiang.RELATIVE:
+                if printed[stem] is not None:
+                    assert abs(printed[stem] - summary.loc[label, f"paper_{stem}_rel"]) < 0.0055, (key, label, stem)
+                    cells += 1
+    assert cells == 39
+
+
+def test_the_epoch_stepped_cosines_gap_at_the_papers_length():
+    """150 epochs of ceil(1,271,167 / 256) = 4,966 steps (ImageNet less the 10,000 held out): the largest
+    gap is one epoch's drop at the steepest point, about π / (2 x 150); the mean about 1 / (2 x 150); the last
+    epoch trains at (1 + cos(149π / 150)) / 2 of the base lr."""
+    largest, mean, last = jiang.per_epoch_cosine_gap(150, 4966)
+    assert largest == pytest.approx(math.pi / 300, rel=1e-3) and mean == pytest.approx(1 / 300, rel=1e-3)
+    assert last == pytest.approx((1 + math.cos(149 * math.pi / 150)) / 2) == pytest.approx(1.0966e-4, rel=1e-4)
+    frame = _runs([("Re-impl.", 70.0, 100.0)]).assign(**{"config.train.schedule": "cosine_iter",
+                                                         "config.train.epochs": 150, "batches": 4966})
+    note = jiang.make_performance_table(frame, "4-13").notes[-1]
+    assert "cosine_iter" in note and "up to 1.05 % of the base lr (mean 0.33 %)" in note and "0.00011 × lr" in note
+    assert "stepped once per epoch (train.schedule cosine)" in jiang.make_performance_table(
+        frame.assign(**{"config.train.schedule": "cosine"}), "4-13").notes[-1]

@@ -57,3 +57,26 @@ def test_figure_3_1_smoke_draws_the_saved_resnet56(smoke_all):
     notes = (out / "jiang-figure-3.1.md").read_text()
     assert "before BN and ReLU" in notes and "Red frames" in notes and "1 -> 16" in notes
     assert Path(out / "jiang-figure-3.1.png").stat().st_size > 10_000
+
+
+def _check_table_4_13(store: str, out: Path) -> None:
+    """jiang_table_4_13 at smoke: cosine_iter's lr at each epoch's first step is the cosine at (e - 1) / 5
+    for every row, full or reduced; Table 4-14 prints the paper's -0.74, with the recomputation in its notes."""
+    from harness.schedules import cosine_factor
+
+    runs = recorded.load_runs("jiang_table_4_13", store, status="FINISHED")
+    assert len(runs) == 4 and set(runs["config.train.schedule"]) == {"cosine_iter"}
+    client = tracking.client(store)
+    for run_id in runs["run_id"]:
+        history = sorted(client.get_metric_history(run_id, "lr"), key=lambda p: p.step)
+        assert [p.value for p in history] == pytest.approx([0.05 * cosine_factor(e, 5) for e in range(5)])
+    analysis = (out / "jiang-table-4-14.md").read_text()
+    r1 = next(line for line in analysis.splitlines() if line.startswith("| M-Net v2 R1_0.8 "))
+    assert r1.split("|")[2].strip() == "-0.74" and r1.split("|")[6].strip() == "-19.65"
+    assert "except R1_0.8 Top1↑: printed -0.74, recomputed -0.7346." in analysis
+    assert "train.schedule cosine_iter" in (out / "jiang-table-4-13.md").read_text()
+
+
+def test_table_4_13_smoke_steps_the_cosine_per_iteration_and_prints_table_4_14(smoke_all):
+    assert smoke_all.rc["jiang_table_4_13"] == (0, 0)
+    _check_table_4_13(smoke_all.store, smoke_all.reports)

@@ -53,5 +53,5 @@ def test_a_failing_module_is_raised_again_not_hidden():
 
 def test_the_harness_registries_name_their_modules():
     assert "cifar10" in DATASETS and DATASETS.meta("cifar10")["shape"] == (3, 32, 10)
-    assert SCHEDULES.names() == ["constant", "cosine", "multistep"]
+    assert SCHEDULES.names() == ["constant", "cosine", "cosine_iter", "multistep"]
     assert "resnet20" in MODELS and "none" in METHODS

@@ -193,17 +193,19 @@ class CIBneck(nn.Module):
     (C_0 -> C_out) without activation, plus the shortcut; no activation after the sum.
 
     The depthwise only in strided blocks is GhostNet's code, and Table 4-5 needs it: a depthwise
-    in every block adds 7.1 M MACs (exp 4) or more to each row. Table 3-2's DW column is that
+    in every block (``every_depthwise``, Sec. 3.1.2's "The intermediate layer is a depthwise 3×3
+    convolution") adds 7.1 M MACs (exp 4) or more to each row. Table 3-2's DW column is that
     depthwise's kernel and the kernel of the shortcut's depthwise.
     """
 
     def __init__(self, channels_in: int, inner: int, channels_out: int, stride: int, se: float,
-                 dw_kernel: int, first: str, second: str, g: int, alpha: float):
+                 dw_kernel: int, first: str, second: str, g: int, alpha: float, every_depthwise: bool = False):
         super().__init__()
         self.channels_in, self.inner, self.channels_out, self.stride = channels_in, inner, channels_out, stride
         self.se_ratio, self.dw_kernel = se, dw_kernel
         self.expand = compressed_1x1(first, channels_in, inner, g, alpha, relu=True)
-        self.depthwise = depthwise(inner, dw_kernel, stride, relu=False) if stride > 1 else nn.Identity()
+        self.depthwise = (depthwise(inner, dw_kernel, stride, relu=False) if stride > 1 or every_depthwise
+                          else nn.Identity())
         self.se = SqueezeExcite(inner, se) if se > 0 else nn.Identity()
         self.reduce = compressed_1x1(second, inner, channels_out, g, alpha, relu=False)
         self.shortcut = (GhostShortcut(channels_in, channels_out, stride, dw_kernel)

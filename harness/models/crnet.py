@@ -10,7 +10,10 @@ Options: ``exp`` (expansion ratio), ``g`` (groups of gc), ``alpha`` (c1dw's α; 
 paper's pairing g = 2 / α = 0.5, g = 4 / α = 0.25), ``strategy`` (what the first and the second
 1x1 of every block use: c1dw-c1dw is the Ghost-module baseline, gc-gc plain group convolution;
 ``cr``, the default, lets the CR module choose per layer, which is gc-c1dw for crnet_cb and
-c1dw-gc for crnet_cib; the other mixed strategy is the tables' "Inverse CR").
+c1dw-gc for crnet_cib; the other mixed strategy is the tables' "Inverse CR"); crnet_cib only:
+``depthwise`` (``strided``, the default: the DW-kernel depthwise only in the two strided blocks, as
+GhostNet's code, which Tables 4-5 ... 4-8 need; ``every``: in all 16 blocks, as Sec. 3.1.2 says,
++7.11 M MACs and +0.024 M parameters at exp 4, g 2, off every row of Table 4-5; docs/fidelity.md).
 
 With num_classes=10 at 3x32x32 these reproduce the Parameter and FLOPs columns of Tables 4-1 and
 4-5 (FLOPs there are multiply-adds, our ``macs``); ``analysis/jiang_crnet.py`` holds the
@@ -38,6 +41,7 @@ from ..registry import MODELS
 from .common import init_weights
 
 STRATEGIES = ("cr", "c1dw-c1dw", "gc-c1dw", "gc-gc", "c1dw-gc")
+DEPTHWISE = ("strided", "every")  # crnet_cib: which C-IBnecks have the intermediate depthwise
 STEM_CHANNELS = 16
 BASE_CHANNELS = 16  # the smallest channel count exp multiplies (conv2-x inner, first CIB output)
 
@@ -156,8 +160,11 @@ def check_cb(exp=4, g=2, alpha=None, strategy="cr", **_dataset_options) -> tuple
     return g_resolved, a
 
 
-def check_cib(exp=4, g=2, alpha=None, strategy="cr", **_dataset_options) -> tuple[int, float]:
+def check_cib(exp=4, g=2, alpha=None, strategy="cr", depthwise="strided", **_dataset_options) -> tuple[int, float]:
     """Raise ConfigError for options crnet_cib cannot build; return (g, alpha) resolved."""
+    if depthwise not in DEPTHWISE:
+        raise ConfigError("model.depthwise", depthwise, "strided (the depthwise only where a C-IBneck strides, "
+                                                        "GhostNet's code) or every (in every C-IBneck, Sec. 3.1.2)")
     g_resolved, a = _check_common(exp, g, alpha, strategy)
     _check_layers(cib_layers(exp, strategy), g_resolved, a, alpha is not None)
     return g_resolved, a
@@ -207,7 +214,8 @@ class CRNetCIB(nn.Module):
     256 the exp = 6 rows of Table 4-5 come out 0.53 M MACs and 16.6 k parameters short. The 1x1
     after the pooling has a bias, as GhostNet's conv_head."""
 
-    def __init__(self, num_classes: int, in_channels: int, exp, g: int, alpha: float, strategy: str):
+    def __init__(self, num_classes: int, in_channels: int, exp, g: int, alpha: float, strategy: str,
+                 depthwise: str = "strided"):
         super().__init__()
         self.exp, self.g, self.alpha, self.strategy = exp, g, alpha, strategy
         self.conv1 = _stem(in_channels)
@@ -216,7 +224,8 @@ class CRNetCIB(nn.Module):
             inner = _channels(exp, out)
             first = resolve(strategy, 0, channels_in, inner)
             second = resolve(strategy, 1, inner, out)
-            blocks.append(CIBneck(channels_in, inner, out, stride, se, dw_kernel, first, second, g, alpha))
+            blocks.append(CIBneck(channels_in, inner, out, stride, se, dw_kernel, first, second, g, alpha,
+                                  every_depthwise=depthwise == "every"))
             channels_in = out
         self.blocks = nn.Sequential(*blocks)
         last = _channels(exp, CIB_LAST_BASE)
@@ -242,7 +251,7 @@ def crnet_cb(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, 
 
 @MODELS.register("crnet_cib", family="crnet", check=check_cib)
 def crnet_cib(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, exp: float = 4, g: int = 2,
-              alpha: float | None = None, strategy: str = "cr") -> CRNetCIB:
+              alpha: float | None = None, strategy: str = "cr", depthwise: str = "strided") -> CRNetCIB:
     """CRnet-CIB (Jiang Table 3-2): GhostNet-style Conditional Inverted Bottlenecks; strategy cr = c1dw-gc."""
-    g, alpha = check_cib(exp, g, alpha, strategy)
-    return CRNetCIB(num_classes, in_channels, exp, g, alpha, strategy)
+    g, alpha = check_cib(exp, g, alpha, strategy, depthwise)
+    return CRNetCIB(num_classes, in_channels, exp, g, alpha, strategy, depthwise)
