@@ -88,25 +88,52 @@ def test_bad_options_raise_config_errors_before_building():
         models.check_options("calli_cifar", {"blocks": 0})
 
 
-def test_separable_residual_model_counts_by_hand():
-    def block(cin, cout):  # BN, dw 3x3, BN, pw, BN, dw 3x3, BN, pw (non-linear separable)
-        return 2 * cin + 9 * cin + 2 * cin + cin * cout + 2 * cout + 9 * cout + 2 * cout + cout * cout
+def block_params(cin, cout):  # BN, dw 3x3, BN, pw, BN, dw 3x3, BN, pw (non-linear separable)
+    return 2 * cin + 9 * cin + 2 * cin + cin * cout + 2 * cout + 9 * cout + 2 * cout + cout * cout
 
-    expected = 27 * 32 + 2 * block(32, 32) + block(32, 64) + block(64, 64) + block(64, 128) + block(128, 128) \
-        + 2 * 128 + 128 * 10 + 10
+
+def block_macs(cin, cout, side):  # dw 9 C and pw C_in C_out per position; a strided block at its output size
+    return side * side * (9 * cin + cin * cout + 9 * cout + cout * cout)
+
+
+def test_separable_residual_model_counts_by_hand():
+    """Our reading of Figure 2.12: blocks 1 / 2 / 3 per stage on 32 / 64 / 128 (Table 3.2: 0.12 M, ~13M ops)."""
+    expected = 27 * 32 + block_params(32, 32) + block_params(32, 64) + block_params(64, 64) \
+        + block_params(64, 128) + 2 * block_params(128, 128) + 2 * 128 + 128 * 10 + 10
     model = models.build("calli_cifar", num_classes=10, in_channels=3, image_size=32)
     c = measure.profile(model, (3, 32, 32))
-    assert c["params"] == expected == 88586
-    # MACs: conv1 at 32x32; per block dw 9 C positions + pw C_in C_out positions; strided blocks at the new size
-    def block_macs(cin, cout, side):
-        return side * side * (9 * cin + cin * cout + 9 * cout + cout * cout)
+    assert c["params"] == expected == 121_802
+    assert f"{c['params'] / 1e6:.2f}" == "0.12"  # Table 3.2's "# params" to its two decimals
 
-    macs = 32 * 32 * 27 * 32 + 2 * block_macs(32, 32, 32) + block_macs(32, 64, 16) + block_macs(64, 64, 16) \
-        + block_macs(64, 128, 8) + block_macs(128, 128, 8) + 1280
-    assert c["macs"] == macs
+    def macs(side):  # conv1 and stage 1 at the input side, stage 2 at side / 2, stage 3 at side / 4
+        return side * side * 27 * 32 + block_macs(32, 32, side) + block_macs(32, 64, side // 2) \
+            + block_macs(64, 64, side // 2) + block_macs(64, 128, side // 4) + 2 * block_macs(128, 128, side // 4) \
+            + 1280
+
+    assert c["macs"] == macs(32) == 13_931_776
+    assert measure.profile(model, (3, 24, 24))["macs"] == macs(24) == 7_837_184  # the thesis's 24x24 crops
+    assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules()) == 1 + 6 * 4 + 1  # 26, thesis 27
+    assert [len(stage) for stage in model.stages] == [1, 2, 3]
     resnet = measure.profile(models.build("resnet20", num_classes=10), (3, 32, 32))
-    assert c["params"] < 0.5 * resnet["params"] and c["macs"] < 0.4 * resnet["macs"]  # Table 3.2's claim
+    # the thesis: "about 2 times smaller in terms of number of parameters" (0.27 / 0.12), "3 times less operations"
+    assert 2.0 < resnet["params"] / c["params"] < 2.5 and 2.5 < resnet["macs"] / c["macs"] < 3.5
     x = torch.randn(2, 3, 32, 32)
     assert model(x).shape == (2, 10)
     odd = models.build("calli_cifar", num_classes=10, in_channels=1, image_size=8)
     assert odd(torch.randn(2, 1, 9, 9)).shape == (2, 10)  # odd sides: avg-pool shortcut matches the strided conv
+
+
+def test_two_blocks_per_stage_is_the_other_reading():
+    expected = 27 * 32 + 2 * block_params(32, 32) + block_params(32, 64) + block_params(64, 64) \
+        + block_params(64, 128) + block_params(128, 128) + 2 * 128 + 128 * 10 + 10
+    for blocks in (2, [2, 2, 2]):
+        model = models.build("calli_cifar", num_classes=10, in_channels=3, image_size=32, blocks=blocks)
+        c = measure.profile(model, (3, 32, 32))
+        assert c["params"] == expected == 88_586
+        assert c["macs"] == 32 * 32 * 27 * 32 + 2 * block_macs(32, 32, 32) + block_macs(32, 64, 16) \
+            + block_macs(64, 64, 16) + block_macs(64, 128, 8) + block_macs(128, 128, 8) + 1280 == 14_374_144
+        assert [len(stage) for stage in model.stages] == [2, 2, 2]
+    with pytest.raises(ConfigError, match="model.blocks"):
+        models.check_options("calli_cifar", {"blocks": [1, 2]})
+    with pytest.raises(ConfigError, match="model.blocks"):
+        models.check_options("calli_cifar", {"blocks": [1, 0, 5]})

@@ -133,7 +133,7 @@ def test_separable_residual_rules_keep_the_function_on_the_kept_nodes():
     from harness import models
 
     torch.manual_seed(0)
-    model = models.build("calli_cifar", num_classes=10, in_channels=1, image_size=8, widths=[4, 8, 16])
+    model = models.build("calli_cifar", num_classes=10, in_channels=1, image_size=8, widths=[4, 8, 16], blocks=2)
     blocks = [block for stage in model.stages for block in stage]
     with torch.no_grad():
         for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):

@@ -1,5 +1,6 @@
-"""Çallı's report functions on fabricated runs (the sweeps themselves run in tests/test_sweep.py at smoke)."""
+"""Çallı's report functions on fabricated runs, and the table sweeps' smoke reports (conftest's smoke_all)."""
 import pandas as pd
+import pytest
 
 from analysis import calli
 from harness import catalog
@@ -11,9 +12,10 @@ def runs(rows: list[dict]) -> pd.DataFrame:
 
 def test_every_calli_sweep_has_three_profiles_and_tiny_smoke_grids():
     sweeps = {n: s for n, s in catalog.all_sweeps().items() if s.paper == "calli"}
-    assert set(sweeps) == {"calli_table_3_1", "calli_table_3_2", "calli_approximation", "calli_summation",
-                           "calli_figure_3_1"}
-    for sweep in sweeps.values():
+    # the thesis's tables and figure (the calli_section_* sweeps of the Sec. 3 text are tested with their studies)
+    tables = {"calli_table_3_1", "calli_table_3_2", "calli_approximation", "calli_summation", "calli_figure_3_1"}
+    assert tables <= set(sweeps)
+    for sweep in (sweeps[name] for name in tables):
         assert set(sweep.profiles) == {"paper", "quick", "smoke"}
         smoke = sweep.cells("smoke")
         assert 1 <= len(smoke) <= 4
@@ -41,8 +43,37 @@ def test_table_3_2_counts_and_published_values():
     assert frame.loc["ResNet-20", "# layers (ours)"] == 20 and frame.loc["ResNet-20", "macs M (ours)"] == "40.6"
     assert frame.loc["ResNet-20", "top-1 % (paper)"] == "91.25"
     assert frame.loc["ResNet-20", "top-1 % max (ours, digits)"] == "91.00"
-    assert frame.loc["Our Model", "# params M (ours)"] == "0.089"  # 88,586 (tests/test_calli_layers.py)
+    assert frame.loc["Our Model", "# params M (ours)"] == "0.122"  # 121,802 (tests/test_calli_layers.py)
     assert frame.loc["Our Model", "# layers (ours)"] == 26 and frame.loc["Our Model", "# params M (paper)"] == "0.12"
+    assert frame.loc["Our Model", "macs M (ours)"] == "13.9"
+    assert frame.loc["Our Model", "macs M at 24x24 (ours)"] == "7.8"
+    assert frame.loc["ResNet-20", "macs M at 24x24 (ours)"] == "22.8"  # 22,810,240 (He et al. train it at 32x32)
+    notes = " ".join(calli.make_table_3_2(runs([{"row": "calli_cifar", "config.data.val_size": "0"}])).notes)
+    assert "121,802 params against the thesis's 0.12 M" in notes and "26 weighted layers" in notes
+    assert "13.93 M MACs at 32x32 and 7.84 M at the thesis's 24x24 crops (15.67 M FLOPs" in notes
+    assert "against its ~13M" in notes and "2 / 2 / 2 (blocks: 2) gives 88,586 params" in notes
+    assert "all 50,000 CIFAR-10 training images" in notes and "held out data.val_size = 0" in notes
+
+
+def test_readings_table_puts_every_block_placement_beside_the_thesis():
+    frame = calli.make_cifar_readings().frame
+    assert len(frame) == 10 * 2  # 6 blocks in 3 non-empty stages: C(5, 2) = 10 placements; linear and non-linear
+    ours = frame[frame["ours"] == "yes"].iloc[0]
+    assert ours["blocks per stage"] == "1 / 2 / 3" and ours["params"] == 121_802 and ours["macs M at 32x32"] == "13.93"
+    assert (frame["weighted layers"] == 26).all()  # no placement changes the layer count
+    nonlinear = frame[frame["nonlinear"]].set_index("blocks per stage")
+    assert nonlinear.loc["2 / 2 / 2", "params"] == 88_586 and nonlinear.loc["2 / 2 / 2", "macs M at 24x24"] == "8.09"
+    # only 1 / 2 / 3 rounds to the thesis's 0.12 M with the non-linear separable convolutions
+    assert list(nonlinear.index[nonlinear["params M"] == "0.12"]) == ["1 / 2 / 3"]
+
+
+def test_table_3_1_notes_state_the_training_set_and_augmentation():
+    recorded = {"row": "convolution", "test_acc": 80.0, "config.data.val_size": "0.1",
+                "config.data.train_subset": "10000"}
+    notes = " ".join(calli.make_table_3_1(runs([recorded])).notes)
+    assert "all 50,000 CIFAR-10 training images" in notes and "data.val_size 0" in notes
+    assert "held out data.val_size = 0.1 and kept data.train_subset = 10000 training images" in notes
+    assert "Sec. 2.3.4 names none" in notes and "random 32x32 crop" in notes
 
 
 def test_conv_counts_table_needs_no_runs():
@@ -82,3 +113,19 @@ def test_figure_3_1_draws_before_paper_and_ours():
     import matplotlib.pyplot as plt
 
     plt.close(result.figure)
+
+
+@pytest.mark.slow
+def test_table_sweeps_smoke_reports_print_our_counts_beside_the_thesis(smoke_all):
+    for name in ("calli_table_3_1", "calli_table_3_2"):
+        assert smoke_all.rc[name] == (0, 0), name
+    table = pd.read_csv(smoke_all.reports / "calli-table-3-2.csv", dtype=str).set_index("Model")
+    assert table.loc["Our Model", "# params M (ours)"] == "0.122" and table.loc["Our Model", "# layers (ours)"] == "26"
+    assert table.loc["Our Model", "macs M at 24x24 (ours)"] == "7.8"
+    assert table.loc["Our Model", "top-1 % mean ± std (ours, digits)"].endswith("(n=1)")
+    text = (smoke_all.reports / "calli-table-3-2.md").read_text()
+    assert "121,802 params against the thesis's 0.12 M" in text and "held out data.val_size = 64" in text
+    readings = pd.read_csv(smoke_all.reports / "calli-table-3-2-readings.csv", dtype=str)
+    assert len(readings) == 20 and list(readings.loc[readings["ours"] == "yes", "params"]) == ["121802"]
+    text = (smoke_all.reports / "calli-table-3-1.md").read_text()
+    assert "all 50,000 CIFAR-10 training images" in text and "Sec. 2.3.4 names none" in text

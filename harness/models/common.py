@@ -25,19 +25,21 @@ def round_channels(channels: int, width: float) -> int:
     return max(1, math.floor(channels * width + 0.5))
 
 
-def make_stages(block: Callable[..., nn.Module], in_channels: int, widths: Sequence[int], blocks_per_stage: int,
-                **block_options) -> list[nn.Sequential]:
+def make_stages(block: Callable[..., nn.Module], in_channels: int, widths: Sequence[int],
+                blocks_per_stage: int | Sequence[int], **block_options) -> list[nn.Sequential]:
     """One ``nn.Sequential`` of ``blocks_per_stage`` blocks per entry of ``widths``.
 
     Each block is ``block(in_channels, out_channels, stride, **block_options)``; the first block of
     every stage but the first has stride 2 (it halves the feature map where the width changes), the
     others stride 1. Blocks are built in order, so a seeded build draws its default weights in the
     order of the hand-written loop it replaces. The last stage's output width is ``widths[-1]``.
+    ``blocks_per_stage`` is one count for every stage or one per stage (Çallı's 1 / 2 / 3).
     """
+    counts = [blocks_per_stage] * len(widths) if isinstance(blocks_per_stage, int) else list(blocks_per_stage)
     stages, previous = [], in_channels
-    for index, channels in enumerate(widths):
+    for index, (channels, count) in enumerate(zip(widths, counts, strict=True)):
         blocks = []
-        for block_index in range(blocks_per_stage):
+        for block_index in range(count):
             stride = 2 if index > 0 and block_index == 0 else 1
             blocks.append(block(previous, channels, stride, **block_options))
             previous = channels
