@@ -27,6 +27,11 @@ Column mapping, paper -> ours:
                      config); "DBS" -> ``c_cnn-dbs``, ``sc_cnn-dbs``, and ``swr_cnn_dbs-s<sparsity>``
   Figures' "testing accuracy" -> ``test_acc`` of the last epoch (mean over seeds); the paper's
                      numbers quoted in its text are drawn as crosses.
+  (beside the paper's Time) "Time ÷ C-CNN (paper)" -> the paper's time over its C-CNN's in the same
+                     row (sparsity or batch), beside "MACs ÷ C-CNN (ours)": the run's ``macs`` (dense,
+                     as built) over c_cnn-s0's. ``stack_costs`` builds the sweep's paper-profile models
+                     (harness.measure on the meta device) for the notes: the members' MACs at their
+                     ``member_width`` and the stack/base ratio beside the paper's time ratio.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from .published import table as published_table
 from .report import Figure, Table, mean_std
 
 VARIANTS = {"c_cnn": "C-CNN", "sc_cnn": "SC-CNN", "swr_cnn": "SWR-CNN", "swr_cnn_dbs": "SWR-CNN + DBS"}
+SWEEPS = {"alexnet_fmnist": "zheng_table_1", "vgg16_cifar10": "zheng_table_3", "resnet32_cifar100": "zheng_table_5"}
 SPARSITIES = (20, 30, 40, 50, 60, 70, 80)
 BATCHES = (64, 128, 256, 512, 1024)
 
@@ -101,6 +107,52 @@ def _speed_notes(runs: pd.DataFrame, baseline: float | None) -> list[str]:
             "the measured columns."]
 
 
+def stack_costs(published: str, profile: str = "paper") -> dict:
+    """MACs of the sweep's C-CNN (c_cnn-s0), its stack (sc_cnn-s0) and the stack's two Springenberg members,
+    built as ``profile``'s cells build them for their dataset's registered shape (meta device, no data):
+    {"base", "stack", "convpool_cnn", "all_cnn", "member_width", "ratio" (stack / base)}."""
+    from harness import catalog, data, measure
+    from harness.models.zheng import STACK_MEMBERS
+
+    cells = {c.row: c.config for c in catalog.all_sweeps()[SWEEPS[published]].cells(profile)}
+    base, stack = cells["c_cnn-s0"]["model"], cells["sc_cnn-s0"]["model"]
+    d = cells["sc_cnn-s0"]["data"]
+    shape, classes = data.nominal_shape(d["dataset"], d["image_size"], d["classes"])
+
+    def macs(name: str, options: dict) -> int:
+        return measure.profile_model(name, {**options, "num_classes": classes}, shape)["macs"]
+
+    options = stack["options"]
+    width = options.get("width", 1.0) * options.get("member_width", 1.0)
+    costs = {m: macs(m, {**(options.get("member_options") or {}), "width": width}) for m in STACK_MEMBERS}
+    costs.update(base=macs(base["name"], base["options"]), stack=macs(stack["name"], options),
+                 member_width=options.get("member_width", 1.0))
+    costs["ratio"] = costs["stack"] / costs["base"]
+    return costs
+
+
+def _stack_note(published: str) -> str:
+    paper, costs = published_values(published), stack_costs(published)
+    overall = paper["sparse"]["Overall"]
+    ratio, to_baseline = overall["sc_cnn"][0] / overall["c_cnn"][0], overall["sc_cnn"][0] / paper["baseline"]
+    return (f"Stack members: ConvPool-CNN-C and All-CNN-C at member_width {costs['member_width']:g} (Sec. 5.1: "
+            "'considerably less complicated than VGG and ResNet but have similar perplexity as AlexNet'): "
+            f"{costs['convpool_cnn'] / 1e6:.1f} M and {costs['all_cnn'] / 1e6:.1f} M MACs beside the C-CNN's "
+            f"{costs['base'] / 1e6:.1f} M (the paper profile's models, built): the stack has "
+            f"{costs['ratio']:.2f}x its base's MACs; the paper's SC-CNN takes {ratio:.2f}x its C-CNN's time "
+            f"(Overall rows; {to_baseline:.2f}x the unpruned baseline's). The width is the one on a 1/16 grid "
+            "whose MAC ratio is nearest that time ratio (docs/fidelity.md).")
+
+
+def _ratio(value, base) -> str:
+    return _fmt(value / base) if value is not None and base and not pd.isna(value) else "-"
+
+
+LR_NOTE = ("Learning rate: every row without DBS trains with method warmup_plateau, DBS's own strategy at a fixed "
+           "batch (warm-up 0.01 -> 0.02 over the first 10 % of the epochs, then x 0.1 after 5 epochs without a "
+           "better validation accuracy), so fixed-batch and DBS rows differ in the batch policy alone.")
+
+
 def make_sparsity_table(runs: pd.DataFrame, published: str) -> Table:
     """Tables 1, 3, 5: time per epoch and speed-up per sparsity, the paper's (``published``) beside ours."""
     paper = published_values(published)
@@ -123,9 +175,12 @@ def make_sparsity_table(runs: pd.DataFrame, published: str) -> Table:
             if key == 0 and variant == "c_cnn":
                 p_time, p_speed = paper["baseline"], 1.0
             theo = (base_macs / _num(sub, "macs_nonzero").mean()) if base_macs and not sub.empty else None
+            p_base = paper["baseline"] if key == 0 else paper["sparse"].get(key, {}).get("c_cnn", (None,))[0]
             records.append({
                 "Sparsity": "Overall" if key == "Overall" else f"{key}%", "Model": name,
                 "Time s (paper)": _fmt(p_time), "Speed (paper)": _fmt(p_speed),
+                "Time ÷ C-CNN (paper)": _ratio(p_time, p_base),
+                "MACs ÷ C-CNN (ours)": _ratio(_num(sub, "macs").mean() if not sub.empty else None, base_macs),
                 "Time s (ours)": time_text,
                 "Speed (ours)": _fmt(base_time / ours_time) if base_time and ours_time else "-",
                 "Theoretical speed-up (ours)": _fmt(theo) if key != "Overall" else "-",
@@ -133,7 +188,7 @@ def make_sparsity_table(runs: pd.DataFrame, published: str) -> Table:
                 "Test acc % (ours)": mean_std(sub["test_acc"]) if key != "Overall" and not sub.empty else "-"})
     notes = _speed_notes(runs, base_time) + [
         "The paper has no 0 % row: its C-CNN baseline (speed 1.00) is shown there; our 0 % rows of the other "
-        "variants are unpruned."]
+        "variants are unpruned.", _stack_note(published), LR_NOTE]
     return Table(pd.DataFrame(records), notes)
 
 
@@ -151,6 +206,7 @@ def make_batch_table(runs: pd.DataFrame, published: str) -> Table:
     runs = _prepare(runs)
     base = _of(runs, "c_cnn-s0")
     base_time = base["epoch_s"].mean() if not base.empty else None
+    base_macs = _num(base, "macs").mean() if not base.empty else None
     records = []
     for key in (*BATCHES, "DBS"):
         for variant in ("c_cnn", "sc_cnn", "swr_cnn"):
@@ -162,13 +218,44 @@ def make_batch_table(runs: pd.DataFrame, published: str) -> Table:
                 "Batch size": key, "Model": VARIANTS[variant] + (" + DBS" if key == "DBS" else ""),
                 "Row (ours)": row, "Batch (ours, B0 for DBS)": ", ".join(map(str, batches)) or "-",
                 "Time s (paper)": _fmt(p_time), "Speed (paper)": _fmt(p_speed),
+                "Time ÷ C-CNN (paper)": _ratio(p_time, paper["batch"][key]["c_cnn"][0]),
+                "MACs ÷ C-CNN (ours)": _ratio(_num(sub, "macs").mean() if not sub.empty else None, base_macs),
                 "Time s (ours)": mean_std(sub["epoch_s"]) if not sub.empty else "-",
                 "Speed (ours)": _fmt(base_time / sub["epoch_s"].mean()) if base_time and not sub.empty else "-",
                 "Test acc % (ours)": mean_std(sub["test_acc"]) if not sub.empty else "-"})
     notes = _speed_notes(runs, base_time)[:2] + [
         f"All rows at {paper['sparsity']} % sparsity, as the paper's table. The speed of our DBS rows is their "
-        "mean over all epochs, whose batch sizes follow Algorithm 1 (logged per epoch as batch_size)."]
+        "mean over all epochs, whose batch sizes follow Algorithm 1 (logged per epoch as batch_size).",
+        _stack_note(published), LR_NOTE, *one_run_notes(published)]
     return Table(pd.DataFrame(records), notes)
+
+
+def one_run_notes(published: str) -> list[str]:
+    """Where the paper prints two values for what our harness fills from one run: its batch table's 128 and
+    DBS rows against its sparsity table's row at the same sparsity, and the text's speed-ups against the table."""
+    paper, raw = published_values(published), published_table("zheng", f"{published}/batch")
+    sparsity, notes = paper["sparsity"], []
+    same = {128: {v: v for v in ("c_cnn", "sc_cnn", "swr_cnn")},
+            "DBS": {"c_cnn": None, "sc_cnn": None, "swr_cnn": "swr_cnn_dbs"}}
+    for key, variants in same.items():
+        for variant, in_sparse in variants.items():
+            if in_sparse is None:
+                continue
+            batch_cell, sparse_cell = paper["batch"][key][variant], paper["sparse"][sparsity][in_sparse]
+            if batch_cell != sparse_cell:
+                row = _batch_rows(variant, key, sparsity)
+                notes.append(f"The paper's {VARIANTS[variant]} at batch {key} ({batch_cell[0]:g} s, "
+                             f"{batch_cell[1]:.2f}x) differs from its {VARIANTS[in_sparse]} at {sparsity} % in the "
+                             f"sparsity table ({sparse_cell[0]:g} s, {sparse_cell[1]:.2f}x), the same configuration; "
+                             f"ours fills both cells from the one row {row}.")
+    for variant, quoted in (raw.get("text_dbs_speed") or {}).items():
+        table_time, table_speed = paper["batch"]["DBS"][variant]
+        if quoted != table_speed:
+            notes.append(f"The text quotes DBS speeding up {VARIANTS[variant]} to {quoted:.2f}x; the table prints "
+                         f"{table_speed:.2f}x (the paper's baseline / its time: {paper['baseline']:g} / "
+                         f"{table_time:g} = {paper['baseline'] / table_time:.2f}). The Speed (paper) column shows "
+                         "the table's.")
+    return notes
 
 
 def make_accuracy_figure(runs: pd.DataFrame, published: str, by: str) -> Figure:
@@ -206,7 +293,7 @@ def make_accuracy_figure(runs: pd.DataFrame, published: str, by: str) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     notes = ["Lines: our test_acc of the last epoch, mean over seeds; crosses: the accuracies the paper's text "
-             "quotes (its figures are not given as numbers)."]
+             "quotes (its figures are not given as numbers).", LR_NOTE]
     return Figure(fig, notes)
 
 
@@ -261,23 +348,27 @@ K_VALUES = tuple(round(1.30 + 0.05 * i, 2) for i in range(10))  # 1.30 ... 1.75
 def make_figure_5b(_runs=None):
     import matplotlib.pyplot as plt
 
-    from harness.methods.dbs import momentum_curve
+    from harness.methods.dbs import K_SCALE, momentum_curve, peak_p
 
     p = np.linspace(0.0, 0.3, 301)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for k in K_VALUES:
         ax.plot(p, momentum_curve(p, k), label=f"k = {k:.2f}", lw=2.0 if k == 1.6 else 1.0)
     ax.plot(p, np.minimum(0.9 + 0.5 * p, 1.0), "k--", lw=0.8, label="k = 0 (reaches 1.00 at 0.20)")
+    ax.plot(p, momentum_curve(p, 1.6, k_scale=1.0), "k:", lw=1.0, label="k = 1.60, k_scale = 1")
     ax.set_xlabel("proportion of total epochs (since the momentum phase began)")
     ax.set_ylabel("momentum coefficient")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    peak = {k: float(momentum_curve(10.0, k)) for k in (1.3, 1.6, 1.75)}
-    notes = ["Analytic (no runs): eqs. 17-18, y'' y = k with y = 1 - m, solved by scipy's solve_ivp "
-             "(harness.methods.dbs.momentum_curve). Our reading of Sec. 5.3: y(0) = 1 - 0.90, y'(0) = -0.50 per "
-             "unit proportion of epochs (with k = 0 the momentum reaches 1.00 at 0.20, the dashed line). After "
-             "y' = 0 the repulsion would push the momentum down again; it is held at its peak.",
-             "With these initial conditions the rise stops early and low: peak momentum "
-             + ", ".join(f"{v:.4f} at k = {k}" for k, v in peak.items())
-             + ". The paper's Figure 5b is not given as numbers; it chose k = 1.60."]
+    peak = {k: (float(momentum_curve(10.0, k)), peak_p(k)) for k in (1.3, 1.6, 1.75)}
+    literal = float(momentum_curve(10.0, 1.6, k_scale=1.0))
+    notes = ["Analytic (no runs): eqs. 17-18, y'' y = k k_scale with y = 1 - m, y(0) = 0.10, y'(0) = -0.50 per unit "
+             "proportion of epochs (Sec. 5.3: with k = 0 the momentum reaches 1.00 at 0.20, the dashed line), solved "
+             "by scipy's solve_ivp (harness.methods.dbs.momentum_curve). After y' = 0 the repulsion would push the "
+             "momentum down again; it is held at its peak.",
+             f"k's unit: k_scale = {K_SCALE} makes k = 1.60 the k of 1.30 ... 1.75 whose un-held ODE curve has the "
+             "highest momentum at p = 0.30, Sec. 5.3's choice. Peaks: "
+             + ", ".join(f"{m:.4f} at p = {at:.3f} (k = {k})" for k, (m, at) in peak.items())
+             + f". Read with k_scale = 1 (dotted) the rise stops at {literal:.4f} at p = {peak_p(1.6, k_scale=1.0):.3f}. "
+             "The paper's Figure 5b is not given as numbers."]
     return Figure(fig, notes)

@@ -1,7 +1,6 @@
 """Zheng et al.: Winograd F(2x2,3x3) layers, iterative pruning, dynamic batch size, the SC-CNN stack, reports."""
 import copy
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -100,64 +99,7 @@ def test_prune_in_winograd_domain_by_magnitude():
     assert macs == 4 * 16 * 2 * 3 + 48 * 4
 
 
-# -- dynamic batch size -----------------------------------------------------------------------------
-
-def test_algorithm_1_round_clip_stepwise():
-    assert dbs.round_clip_step(200.4, 128, 1024) == 192
-    assert dbs.round_clip_step(100, 128, 1024) == 128
-    assert dbs.round_clip_step(5000, 128, 1024) == 1024
-    assert dbs.round_clip_step(1000, 128, 1000) == 992
-    with pytest.raises(ConfigError, match="min_batch"):
-        dbs.DynamicBatchSize(min_batch=2048, max_batch=1024)
-
-
-def test_momentum_curve_follows_the_ode():
-    assert dbs.momentum_curve(0.0) == pytest.approx(0.9)
-    assert dbs.momentum_curve(1e-3) == pytest.approx(0.9 + 0.5e-3, abs=1e-5)  # y'(0) = -0.5
-    for k in (1.3, 1.6, 1.75):  # energy: y'^2/2 - k ln y is constant, so y' = 0 at y0 exp(-rate^2 / 2k)
-        assert dbs.momentum_curve(5.0, k) == pytest.approx(1 - 0.1 * math.exp(-0.125 / k), abs=1e-6)
-    curve = dbs.momentum_curve(np.linspace(0, 0.3, 50))
-    assert np.all(np.diff(curve) >= -1e-12)  # held at its peak, never falls back
-    with pytest.raises(ConfigError):
-        dbs.momentum_curve(0.1, k=0)
-
-
-def _stub_context(epochs=20, batch=128, n_train=20000, momentum=0.9):
-    optimizer = SimpleNamespace(param_groups=[{"lr": 0.02, "momentum": momentum}])
-    return SimpleNamespace(cfg=SimpleNamespace(train=SimpleNamespace(epochs=epochs, batch_size=batch, momentum=momentum)),
-                           optimizer=optimizer, batches=SimpleNamespace(num_samples=n_train, batch_size=batch))
-
-
-def test_dbs_schedule_follows_algorithm_1():
-    ctx = _stub_context()
-    method = dbs.DynamicBatchSize(double_every=1)
-    method.setup(ctx)
-    vals = [50, 60, 70, 75, 74, 80, 80, 80, 80, 80, 80, 81]
-    log = []
-    for epoch, val in enumerate(vals, 1):
-        extra = method.before_epoch(ctx, epoch)
-        group = ctx.optimizer.param_groups[0]
-        log.append((round(group["lr"], 6), round(group["momentum"], 4), ctx.batches.batch_size,
-                    extra["dbs_phase"]))
-        method.after_epoch(ctx, epoch, {"val_acc": val})
-    peak = 1 - 0.1 * math.exp(-0.125 / 1.6)
-    line3 = 0.04 * 0.1 / (0.02 * (1 - peak)) * 128  # 276.8 -> Round 277 -> Stepwise 256
-    assert log[:6] == [(0.01, 0.9, 128, 0), (0.015, 0.9, 128, 0),  # warm-up 0.01 -> 0.02 over 10 % of 20 epochs
-                       (0.02, 0.9, 128, 1), (0.04, 0.9, 256, 1), (0.08, 0.9, 512, 1),  # B scales with lr
-                       (0.04, round(peak, 4), 32 * (round(line3) // 32), 2)]  # val fell: lr undone, momentum up
-    assert log[6][:3] == (0.04, round(peak, 4), 256) and log[6][3] == 3
-    # val 80 at epoch 6 is the best; epochs 7-11 do not beat it: lr x 0.1 from epoch 12, the batch stays
-    assert log[11][0] == pytest.approx(0.004) and log[11][2] == 256
-    restored = dbs.DynamicBatchSize(double_every=1)
-    restored.load_state_dict(method.state_dict())
-    assert restored.state == method.state
-
-
-def test_dbs_batch_limits_are_checked_before_training():
-    method = dbs.DynamicBatchSize()
-    with pytest.raises(ConfigError, match="N/10"):
-        method.setup(_stub_context(batch=128, n_train=1000))  # B0 = 128 > N/10 = 100
-
+# -- methods (the dynamic batch size itself: tests/test_dbs.py) ---------------------------------
 
 def test_chain_names_the_inner_option():
     with pytest.raises(ConfigError) as err:
@@ -198,6 +140,15 @@ def test_sc_cnn_bad_options():
         models.check_options("sc_cnn", {"base": "resnet32", "base_options": {"width": 0.5}})
     with pytest.raises(ConfigError, match="model.dropout"):
         models.check_options("sc_cnn", {"base": "alexnet_fmnist", "base_options": {"dropout": 2}})
+    with pytest.raises(ConfigError, match="model.member_width"):
+        models.check_options("sc_cnn", {"base": "alexnet_fmnist", "member_width": 0})
+
+
+def test_member_width_scales_the_springenberg_members_only():
+    stack = models.build("sc_cnn", num_classes=10, in_channels=1, image_size=8, base="alexnet_fmnist", width=0.5,
+                         member_width=0.25)
+    first_convs = [next(m for m in member.modules() if isinstance(m, nn.Conv2d)).out_channels for member in stack.members]
+    assert first_convs == [32, 12, 12]  # 64 x 0.5; 96 x 0.5 x 0.25
 
 
 def test_pruned_winograd_stack_with_dbs_trains():
@@ -242,6 +193,72 @@ def test_tables_put_ours_beside_the_paper():
     assert batch.loc[(128, "C-CNN"), "Row (ours)"] == "c_cnn-s30" and batch.loc[(128, "C-CNN"), "Speed (ours)"] == "1.25"
     assert batch.loc[("DBS", "SWR-CNN + DBS"), "Row (ours)"] == "swr_cnn_dbs-s30"
     assert batch.loc[("DBS", "SWR-CNN + DBS"), "Time s (paper)"] == "11.00"
+    # the paper's time over its C-CNN's in the same row, beside our MACs over c_cnn-s0's
+    assert table.loc[("30%", "SC-CNN"), "Time ÷ C-CNN (paper)"] == "3.08"  # 37 / 12
+    assert table.loc[("30%", "SWR-CNN + DBS"), ["Time ÷ C-CNN (paper)", "MACs ÷ C-CNN (ours)"]].tolist() == ["0.92", "2.00"]
+    assert table.loc[("0%", "C-CNN"), "MACs ÷ C-CNN (ours)"] == "1.00" and table.loc[("0%", "SC-CNN"), "Time ÷ C-CNN (paper)"] == "-"
+    assert table.loc[("Overall", "SC-CNN"), "Time ÷ C-CNN (paper)"] == "3.21"  # 36.71 / 11.42
+    assert batch.loc[(1024, "SC-CNN"), "Time ÷ C-CNN (paper)"] == "7.00"  # 21 / 3
+    assert batch.loc[("DBS", "SWR-CNN + DBS"), "MACs ÷ C-CNN (ours)"] == "2.00"
+
+
+def test_stack_members_macs_by_hand_and_the_width_rule():
+    """ConvPool-CNN-C at Table 1's member width 13/16 on 1x28x28 (78 and 156 channels, padded 3x3 convs, two
+    3x3/2 pools: 28 -> 14 -> 7), counted by hand; the stack/base ratio from the built models; and the rule that
+    chose each sweep's width: on the 1/16 grid its neighbours' ratios are farther from the paper's time ratio."""
+    from analysis import zheng
+    from harness import catalog
+
+    a, b = 78, 156
+    convpool = (28 * 28 * 9 * (1 * a + 2 * a * a) + 14 * 14 * 9 * (a * b + 2 * b * b)
+                + 7 * 7 * (9 * b * b + b * b + b * 10))
+    costs = zheng.stack_costs("alexnet_fmnist")
+    assert costs["convpool_cnn"] == convpool == 205_730_616
+    all_cnn = (28 * 28 * 9 * (1 * a + a * a) + 14 * 14 * 9 * a * a  # the pool is a 3x3 stride-2 conv
+               + 14 * 14 * 9 * (a * b + b * b) + 7 * 7 * 9 * b * b + 7 * 7 * (9 * b * b + b * b + b * 10))
+    assert costs["all_cnn"] == all_cnn
+    assert costs["stack"] == costs["base"] + convpool + all_cnn
+    assert costs["ratio"] == pytest.approx(3.254, abs=1e-3)
+    for published, sweep in zheng.SWEEPS.items():
+        costs = zheng.stack_costs(published)
+        overall = zheng.published_values(published)["sparse"]["Overall"]
+        target = overall["sc_cnn"][0] / overall["c_cnn"][0]
+        width = costs["member_width"]
+        cell = next(c for c in catalog.all_sweeps()[sweep].cells("paper") if c.row == "sc_cnn-s0")
+        shape = {"zheng_table_1": (1, 28, 10)}.get(sweep, (3, 32, 100 if sweep == "zheng_table_5" else 10))
+        for neighbour in (width - 1 / 16, width + 1 / 16):
+            opts = {**cell.config["model"]["options"], "member_width": neighbour, "num_classes": shape[2]}
+            stack = measure.profile_model("sc_cnn", opts, (shape[0], shape[1], shape[1]))["macs"]
+            assert abs(stack / costs["base"] - target) > abs(costs["ratio"] - target), (sweep, neighbour)
+
+
+def test_one_run_cells_name_the_papers_own_inconsistencies():
+    from analysis import zheng
+
+    assert zheng.one_run_notes("alexnet_fmnist") == [] and zheng.one_run_notes("vgg16_cifar10") == []
+    notes = zheng.one_run_notes("resnet32_cifar100")
+    assert len(notes) == 3
+    assert "SWR-CNN at batch 128 (20 s, 2.70x)" in notes[0] and "SWR-CNN at 40 % in the sparsity table (24 s, 2.25x)" in notes[0]
+    assert "one row swr_cnn-s40" in notes[0]
+    assert "SWR-CNN at batch DBS (13 s, 4.15x)" in notes[1] and "SWR-CNN + DBS at 40 %" in notes[1] and "(20 s, 2.70x)" in notes[1]
+    assert "C-CNN to 3.30x; the table prints 3.00x" in notes[2] and "54 / 18 = 3.00" in notes[2]
+    batch = zheng.make_batch_table(_runs({"c_cnn-s0": {"train_time_s": 20.0, "macs": 1000, "test_acc": 50.0}}),
+                                   "resnet32_cifar100")
+    assert all(n in batch.notes for n in notes) and zheng.LR_NOTE in batch.notes
+
+
+def test_the_texts_dbs_speeds_are_printed_in_the_seed():
+    from pathlib import Path
+
+    from analysis.published import load
+
+    seed = Path(__file__).resolve().parents[2] / "shared" / "seeds" / load("zheng")["seed"]
+    if not seed.is_file():
+        pytest.skip(f"{seed} is not beside the checkout")
+    text = seed.read_text()
+    for key in ("alexnet_fmnist", "vgg16_cifar10", "resnet32_cifar100"):
+        for speed in load("zheng")[f"{key}/batch"]["text_dbs_speed"].values():
+            assert f"to {speed:.2f}x" in text, (key, speed)
 
 
 def test_figure_5a_reads_the_masked_winograd_kernels_of_layer_2():
@@ -267,14 +284,17 @@ def test_figure_5b_is_the_analytic_momentum_curve():
 
     figure = zheng.make_figure_5b()
     lines = figure.figure.axes[0].get_lines()
-    assert len(lines) == 11  # k = 1.30 ... 1.75 and the k = 0 line
+    assert len(lines) == 12  # k = 1.30 ... 1.75, the k = 0 line and k = 1.60 read with k_scale = 1
     k16 = lines[zheng.K_VALUES.index(1.6)]
-    assert k16.get_ydata()[-1] == pytest.approx(1 - 0.1 * math.exp(-0.125 / 1.6), abs=1e-6)
+    assert k16.get_ydata()[-1] == pytest.approx(1 - 0.1 * math.exp(-0.125 / (1.6 * dbs.K_SCALE)), abs=1e-6)
+    assert lines[-1].get_ydata()[-1] == pytest.approx(1 - 0.1 * math.exp(-0.125 / 1.6), abs=1e-6)  # 0.9075
+    assert "0.9943 at p = 0.254 (k = 1.6)" in figure.notes[1] and "0.9075 at p = 0.030" in figure.notes[1]
     plt.close(figure.figure)
 
 
-@pytest.mark.parametrize("sweep_name, sparsity", [("zheng_table_1", 0.3), ("zheng_table_3", 0.4), ("zheng_table_5", 0.4)])
-def test_sweep_rows_match_their_labels(sweep_name, sparsity):
+@pytest.mark.parametrize("sweep_name, sparsity, member_width",
+                         [("zheng_table_1", 0.3, 0.8125), ("zheng_table_3", 0.4, 0.75), ("zheng_table_5", 0.4, 0.25)])
+def test_sweep_rows_match_their_labels(sweep_name, sparsity, member_width):
     from harness import catalog
 
     sweep = catalog.all_sweeps()[sweep_name]
@@ -287,6 +307,8 @@ def test_sweep_rows_match_their_labels(sweep_name, sparsity):
         options = cell.config["model"]["options"]
         assert cell.config["model"]["name"] == ("sc_cnn" if variant != "c_cnn" else options.get("base", cell.config["model"]["name"]))
         assert (options.get("conv") == "winograd_relu") == variant.startswith("swr")
+        assert ("warmup_plateau" in methods) == ("dbs" not in methods)  # one lr strategy for every row
+        assert options.get("member_width") == (None if variant == "c_cnn" else member_width)
         if setting.startswith("s"):
             assert methods["prune"]["sparsity"] == pytest.approx(int(setting[1:]) / 100)
             assert cell.config["train"]["batch_size"] == 128
@@ -307,3 +329,29 @@ def test_strict_winograd_on_a_strided_conv_fails_at_config_time_without_drawing_
     with pytest.raises(ConfigError, match="stride \\(2, 2\\)"):
         checked(cfg)  # resnet20's stage 2 and 3 open with stride-2 3x3 convs
     assert torch.rand(1) == expected  # the check built the model on the meta device only
+
+
+@pytest.mark.slow
+def test_smoke_reports_state_the_members_the_lr_strategy_and_the_papers_inconsistencies(smoke_all):
+    """conftest's smoke_all ran and reported the three sweeps: the stack trained at its member width (its logged
+    MACs are the built model's), and the reports carry the notes of issue 15."""
+    from harness import data
+    from harness import runs as recorded
+
+    for name in ("zheng_table_1", "zheng_table_3", "zheng_table_5"):
+        assert smoke_all.rc[name] == (0, 0)
+    runs = recorded.load_runs("zheng-table-1", smoke_all.store)
+    run = runs[runs["row"] == "swr_cnn_dbs-s30"].iloc[0]
+    shape, classes = data.nominal_shape("digits")
+    options = {"base": "alexnet_fmnist", "base_options": {"dropout": 0.0}, "member_options": {"dropout": 0.0},
+               "conv": "winograd_relu", "width": 0.0625, "num_classes": classes}
+    built = measure.profile_model("sc_cnn", {**options, "member_width": 0.8125}, shape)["macs"]
+    assert run["macs"] == built != measure.profile_model("sc_cnn", {**options, "member_width": 1.0}, shape)["macs"]
+    table_2 = (smoke_all.reports / "zheng-table-2.md").read_text()
+    assert "member_width 0.8125" in table_2 and "the stack has 3.25x its base's MACs" in table_2
+    assert "3.21x its C-CNN's time" in table_2 and "every row without DBS trains with method warmup_plateau" in table_2
+    assert "MACs ÷ C-CNN (ours)" in table_2 and "differs from" not in table_2
+    table_6 = (smoke_all.reports / "zheng-table-6.md").read_text()
+    assert "member_width 0.25" in table_6 and "the stack has 1.65x its base's MACs" in table_6
+    assert "ours fills both cells from the one row swr_cnn-s40" in table_6 and "to 3.30x; the table prints 3.00x" in table_6
+    assert "k_scale = 0.0272 makes k = 1.60" in (smoke_all.reports / "zheng-figure-5b.md").read_text()

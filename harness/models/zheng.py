@@ -14,9 +14,16 @@ convpool_cnn, all_cnn  ConvPool-CNN-C and All-CNN-C of Springenberg et al. (2014
     valid 3x3 conv would leave nothing of 8x8 digits), and puts ``dropout`` after both
     downsampling stages, where Springenberg et al. put theirs.
 sc_cnn  The weighted-average stack of Figure 1: ``base`` (the C-CNN: alexnet_fmnist, vgg16,
-    resnet32, ...), convpool_cnn and all_cnn. Each member is trained on the whole training set
-    with its own cross-entropy: the training loss is the sum of the members' losses (disjoint
-    parameters, so each gets exactly its own gradient; ``forward_train``). The output is
+    resnet32, ...), convpool_cnn and all_cnn. ``width`` scales all three; ``member_width`` scales the
+    two Springenberg members further (they are built at width x member_width). Sec. 5.1 calls them
+    "considerably less complicated than VGG and ResNet but have similar perplexity as AlexNet", and
+    the paper's stacked times are 3.21x / 2.19x / 1.79x its single nets' (Tables 1, 3, 5, Overall); at
+    member_width 1 our stacks have 4.41x / 3.08x / 11.05x their base's MACs. The sweep files set the
+    member width on a 1/16 grid whose stack/base MACs come nearest the paper's time ratio (13/16, 3/4,
+    1/4; docs/fidelity.md); the default 1 is Springenberg et al.'s full ConvPool-/All-CNN-C.
+    Each member is trained on the whole training set with its own cross-entropy: the training loss
+    is the sum of the members' losses (disjoint parameters, so each gets exactly its own gradient;
+    ``forward_train``). The output is
     log(Σ_i W_i softmax(z_i)), the log of the weighted mean of the members' probabilities.
     W_1..W_3 are fitted on the validation split after every epoch (``fit_on_validation``: the stack is a
     FitsOnValidation of harness.models.base, which the Trainer calls before it evaluates): W = softmax(a),
@@ -176,7 +183,7 @@ _CHECKED: set = set()  # option sets already built on the meta device
 
 
 def _check_sc_cnn(base: str = "alexnet_fmnist", base_options: dict | None = None,
-                  member_options: dict | None = None, width: float = 1.0, **_) -> None:
+                  member_options: dict | None = None, width: float = 1.0, member_width: float = 1.0, **_) -> None:
     """ConfigError before Ray starts: the base must be a model with a width, every member option valid."""
     if base not in MODELS or base == "sc_cnn":
         raise ConfigError("model.base", base, "a registered model other than sc_cnn (alexnet_fmnist, vgg16, resnet32, ...)")
@@ -186,9 +193,12 @@ def _check_sc_cnn(base: str = "alexnet_fmnist", base_options: dict | None = None
                 raise ConfigError(f"model.{key}.{reserved}", value[reserved],
                                   "unset: the dataset and the stack's own width and conv options decide it")
     _width(width)
+    if not member_width > 0:
+        raise ConfigError("model.member_width", member_width,
+                          "a number > 0 (the ConvPool and All-CNN members' width relative to the stack's)")
     if "width" not in inspect.signature(MODELS.get(base)).parameters:
         raise ConfigError("model.base", base, "a model with a width option (the stack passes its width to every member)")
-    key = json.dumps([base, base_options, member_options, width], sort_keys=True, default=str)
+    key = json.dumps([base, base_options, member_options, width, member_width], sort_keys=True, default=str)
     if key in _CHECKED:  # a sweep checks the same stack for every cell
         return
     from . import build
@@ -196,19 +206,21 @@ def _check_sc_cnn(base: str = "alexnet_fmnist", base_options: dict | None = None
     with torch.device("meta"):  # builds on the meta device: every value checked, no memory, no RNG drawn
         build(base, **{**(base_options or {}), "width": width})
         for member in STACK_MEMBERS:
-            build(member, **{**(member_options or {}), "width": width})
+            build(member, **{**(member_options or {}), "width": width * member_width})
     _CHECKED.add(key)
 
 
 @MODELS.register("sc_cnn", family="zheng", check=_check_sc_cnn)
 def sc_cnn(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, base: str = "alexnet_fmnist",
-           base_options: dict | None = None, member_options: dict | None = None, width: float = 1.0) -> StackedCNN:
-    """Weighted-average stack of base + ConvPool-CNN-C + All-CNN-C (Zheng et al. Figure 1); width goes to all three."""
-    _check_sc_cnn(base, base_options, member_options, width)
+           base_options: dict | None = None, member_options: dict | None = None, width: float = 1.0,
+           member_width: float = 1.0) -> StackedCNN:
+    """Weighted-average stack of base + ConvPool-CNN-C + All-CNN-C (Zheng et al. Figure 1); the members at
+    width x member_width."""
+    _check_sc_cnn(base, base_options, member_options, width, member_width)
     from . import build
 
-    dataset = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
-    members = [build(base, **dataset, **(base_options or {}))]
-    members += [build(name, **dataset, **(member_options or {})) for name in STACK_MEMBERS]
+    dataset = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    members = [build(base, **dataset, width=width, **(base_options or {}))]
+    members += [build(name, **dataset, width=width * member_width, **(member_options or {})) for name in STACK_MEMBERS]
     return StackedCNN(members)
 
