@@ -98,7 +98,7 @@ def _bands(path: Path, colors, width_each=(2, 4, 2), height=4, fmt="PNG"):
 
 def test_registry_names():
     assert dataset_names() == sorted(["cifar10", "cifar100", "mnist", "fashion_mnist", "oxford_pet",
-                                      "imagenet", "digits"])
+                                      "imagenet", "imagenet_generated", "digits"])
 
 
 def test_cifar10_pickle_batches_read_exactly(tmp_path):

@@ -316,6 +316,9 @@ def _imagenet(folder: Path, image_size: int | None):
     return _decoded_source(train, train.targets, size), _decoded_source(val, val_labels, size), info
 
 
+_reader("imagenet_generated")(_imagenet)  # the same layout as imagenet (harness.data.layout writes it)
+
+
 @_reader("digits")
 def _digits(folder: Path, image_size: int | None):
     from sklearn.datasets import load_digits

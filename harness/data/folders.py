@@ -23,7 +23,7 @@ from ..registry import DATASETS
 from . import specs
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # ImageFolder's
-FOLDER_DATASETS = ("imagenet", "oxford_pet")
+FOLDER_DATASETS = ("imagenet", "imagenet_generated", "oxford_pet")
 STREAM_IMAGE_SIZE = 224  # the nominal side the ImageNet recipe crops to; the loader's image_size decides
 
 
@@ -112,7 +112,7 @@ def load_folders(name: str, root: str | None, val_size: int | float = 0.1, split
                           f"a class-folder dataset to stream: one of {', '.join(FOLDER_DATASETS)}")
     check_split_args(val_size, train_subset, test_subset, classes)
     folder = specs.find(name, root)
-    if name == "imagenet":
+    if name != "oxford_pet":  # imagenet and its generated stand-in
         train_src = scan(folder / "train")
         test_src = scan(folder / "val", classes=train_src.classes)
     else:

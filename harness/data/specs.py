@@ -38,6 +38,8 @@ class Layout:
     download: bool = False  # torchvision can fetch it (md5-checked): harness.data.datasets.DOWNLOADS
     flat: bool = True  # files may lie directly in <root>/<name> (or in the dataset's own system root)
     bundled: Path | None = None  # ships with a Python package: the only place searched
+    # written by harness.data.layout where it is looked for: (classes, per_class, val_per_class, width, height)
+    generated: tuple[int, int, int, int, int] | None = None
 
 
 def _declare(name: str, shape: tuple[int, int, int], train_size: int | None = None,
@@ -113,6 +115,11 @@ def find(name: str, data_root: str | None, fetch: Callable[[Path], None] | None 
     """The folder ``name`` is read from; with ``fetch`` (the dataset's download into a root), a
     dataset found nowhere is fetched into the first root and looked for again."""
     layout: Layout = DATASETS.get(name)
+    if layout.generated is not None:  # written once, by the driver's check before Ray starts; then a no-op
+        from .layout import write_layout  # imports torch: only when a generated dataset is asked for
+
+        classes, per_class, val_per_class, width, height = layout.generated
+        return write_layout(search_paths(name, data_root)[0] / name, classes, per_class, val_per_class, (width, height))
     candidates = _candidates(name, data_root)
     for attempt in range(2):
         for folder in candidates:
@@ -299,6 +306,11 @@ _declare("oxford_pet", shape=(3, 224, 37), train_size=3680, nominal=(3680, 3669)
 _declare("imagenet", shape=(3, 224, 1000), nominal=(1281167, 50000), stream=True, folders=(), files=("train/", "val/"),
          get="ImageNet cannot be downloaded automatically: put train/<class>/*.JPEG and val/<class>/*.JPEG"
          " (val sorted into class folders) in {root}/imagenet")
+# A stand-in for imagenet that needs nothing on disk: harness.data.layout's class-tinted JPEG textures,
+# 4 classes of 12 training and 4 val images at 48x40 px, written into the first search root on first
+# use; for running the ImageNet sweeps' streaming path at smoke (it is no benchmark of anything).
+_declare("imagenet_generated", shape=(3, 224, 4), nominal=(48, 16), stream=True, folders=(), files=("train/", "val/"),
+         get="nothing: it is written on first use (python -m harness.data.layout)", generated=(4, 12, 4, 48, 40))
 _declare("digits", shape=(1, 8, 10), train_size=1437, nominal=(1437, 360), folders=(), files=("digits.csv.gz",),
          bundled=_sklearn_data(),
          get="it ships with scikit-learn: reinstall scikit-learn")

@@ -82,5 +82,5 @@ def build(name: str, _checked: bool = False, **options) -> nn.Module:
     conv_options = options.pop("conv_options", None)
     model = MODELS.get(name)(**options)
     return model if conv == "dense" else layers.convert_convs(model, conv, conv_options)
-from . import calli  # noqa: F401  (Çallı's conv-alternatives baseline and separable residual CIFAR-10 model)
+from . import calli, calli_resnet  # noqa: F401  (Çallı's conv baseline, separable residual CIFAR-10 and ImageNet models)
 from . import zheng  # noqa: F401  (Zheng et al.: AlexNet for 28x28, ConvPool-CNN-C, All-CNN-C, the SC-CNN stack)

@@ -5,8 +5,8 @@ stream's per group of directly connected blocks (one group per stage), as the un
 group's tensors, and each block's inner channels on their own, by the node-pruning criteria of
 harness.methods.node_pruning. ``prune_separable_residual`` removes the rest with the surgery of
 harness.layers.surgery, depthwise convolutions following their input. They are functions, tested
-for keeping the function on the kept nodes; the training cycles of Sec. 3.3.2 on the CIFAR-10
-model are not wired as a sweep.
+for keeping the function on the kept nodes; the training cycles of Sec. 3.3.2 run them as the
+experiment ``node_pruning_residual`` (harness.methods.residual_pruning, sweep calli_section_3_3_2).
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from ..layers.surgery import rebuild, rebuild_bn
 from ..methods.node_pruning import select
 
 
-def _take_conv(conv: nn.Conv2d, keep_in: Optional[torch.Tensor], keep_out: Optional[torch.Tensor]) -> nn.Conv2d:
+def _take_conv(conv: nn.Conv2d, keep_in: Optional[torch.Tensor], keep_out: Optional[torch.Tensor],
+               depthwise: bool = False) -> nn.Conv2d:
     """``conv`` without the dropped channels; a depthwise conv's channels follow its input (keep_out ignored)."""
-    if conv.groups > 1:  # depthwise (groups == channels): input channel i is output channel i
+    if depthwise:  # groups == channels: input channel i is output channel i (a pruned one-channel one has groups 1)
         assert conv.groups == conv.in_channels == conv.out_channels, "only depthwise grouped convs are pruned"
         new = rebuild(conv, None, keep_in)
         new.in_channels = new.out_channels = new.groups = len(keep_in)
@@ -32,9 +33,9 @@ def _take_conv(conv: nn.Conv2d, keep_in: Optional[torch.Tensor], keep_out: Optio
 
 def _take_separable(sep: nn.Sequential, keep_in: torch.Tensor, keep_out: torch.Tensor) -> nn.Sequential:
     modules = []
-    for module in sep:
-        if isinstance(module, nn.Conv2d):
-            module = _take_conv(module, keep_in, keep_in if module.groups > 1 else keep_out)
+    for index, module in enumerate(sep):
+        if isinstance(module, nn.Conv2d):  # a separable conv's first conv is its depthwise one
+            module = _take_conv(module, keep_in, keep_in if index == 0 else keep_out, depthwise=index == 0)
         elif isinstance(module, nn.BatchNorm2d):
             module = rebuild_bn(module, keep_in)  # between depthwise and pointwise: the input's channels
         else:
