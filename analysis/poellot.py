@@ -3,7 +3,8 @@
 
 The accuracy table (slide 12), the validation-accuracy figure (slide 13) and the timing table
 (slide 13), from the sweeps
-  poellot_accuracy   rows <dataset>-<setting> (α, N, combination) x base (vgg16, mobilenetv2, wrn28_10)
+  poellot_accuracy   rows <dataset>-<setting> (α, N, combination) x base (vgg16, mobilenetv2, wrn28_10):
+                     the slides' nine settings and two ComboNets of mixed widths of ours (MIXED)
   poellot_timing     rows a<α>-n<N> x base, each run timing one batch (harness/methods/poellot.py)
 
 Column mapping, slides -> ours:
@@ -35,6 +36,14 @@ _TIMING = published_table("poellot", "timing")
 # The accuracy table's rows in the slides' order: our setting label -> (α, N, method as printed)
 SETTINGS = {r["row"]: (r["alpha"], r["n"], r["method"]) for r in _ACCURACY["rows"]}
 FULL = "full"
+# Ours, not on the slides: ComboNets of mixed widths, poellot_accuracy.yaml's reading of slide 11's "the
+# proposed ComboNet consists of networks with different values for α" (no slide gives the values).
+MIXED = {"a0.71_0.25-n2-combonet": ("√0.5, 0.25", 2, "ComboNet, mixed α (ours)"),
+         "a0.5_0.25x4-n5-combonet": ("0.5, 4 x 0.25", 5, "ComboNet, mixed α (ours)")}
+# The table's rows: the slides' in their order, the mixed ComboNets right after the uniform α = 0.5, N = 2
+# ComboNet whose parameter budget (Σα² = 0.5) they are drawn to.
+_AFTER = list(SETTINGS).index("a0.5-n2-combonet") + 1
+ROWS = {**dict(list(SETTINGS.items())[:_AFTER]), **MIXED, **dict(list(SETTINGS.items())[_AFTER:])}
 # Slide 12, difference to the full-size network in points: (setting, base, dataset) -> value; blank cells absent
 _PAPER_COLUMNS = [tuple(c.split("/")) for c in _ACCURACY["columns"]]
 PAPER_ACCURACY = {(r["row"], *column): r[name] for r in _ACCURACY["rows"]
@@ -91,7 +100,7 @@ def make_accuracy_table(runs: pd.DataFrame) -> Table:
     measured = _measured(runs)
     columns = _columns(runs)
     frame_rows = []
-    for setting, (alpha, members, method) in SETTINGS.items():
+    for setting, (alpha, members, method) in ROWS.items():
         entry = {"α": alpha, "N": members, "Ensemble Method": method}
         for base, dataset in columns:
             head = f"{BASE_NAMES.get(base, base)} {DATASET_NAMES.get(dataset, dataset)}"
@@ -125,6 +134,10 @@ def make_accuracy_table(runs: pd.DataFrame) -> Table:
              "difference when both sides have several seeds. The last row is the full-size network's own accuracy.",
              "Row labels <dataset>-<setting> of poellot_accuracy.yaml map onto the slides' rows; the slides' "
              "blank cells are '-'. Oxford-Pet keeps its first 10 breeds (data.classes: 10).",
+             "Mixed-α ComboNet rows are ours: slide 11 says the ComboNet \"consists of networks with different "
+             "values for α\" but no slide gives them, and slide 12 prints ComboNet at one α. We draw the members from "
+             "the slides' α values at the α = 0.5, N = 2 row's budget: √0.5 + 0.25 (N = 2, Σα² = 0.5625) and "
+             "0.5 + 4 x 0.25 (N = 5, Σα² = 0.5); no published value, '-' in the paper columns.",
              "Cost against the full-size network (flop_budget's macs_ratio and params_ratio, at the runs' input "
              "size): " + (ratio_text or "not recorded") + ". The slides' α² per network: 0.5 (√0.5), 0.25 "
              "(0.5), 0.0625 (0.25), times N for an ensemble."]
@@ -146,7 +159,7 @@ def make_validation_figure(runs: pd.DataFrame) -> Figure:
     runs = runs.copy()
     runs["dataset_label"] = runs["row"].map(lambda r: _split_label(r)[0])
     runs["setting"] = runs["row"].map(lambda r: _split_label(r)[1])
-    shown = [FULL, "a0.5-n1", "a0.5-n2-stacking", "a0.5-n2-soft_voting", "a0.5-n2-combonet",
+    shown = [FULL, "a0.5-n1", "a0.5-n2-stacking", "a0.5-n2-soft_voting", "a0.5-n2-combonet", *MIXED,
              "a0.25-n4-stacking", "a0.25-n4-soft_voting", "a0.25-n4-combonet"]
     panels = [pair for pair in _columns(runs)
               if not runs[(runs[BASE_COLUMN] == pair[0]) & (runs["dataset_label"] == pair[1])].empty]
@@ -155,7 +168,8 @@ def make_validation_figure(runs: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(grid_rows, columns, figsize=(4.4 * columns, 3.3 * grid_rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    styles = {FULL: ("black", "-"), "a0.5-n1": ("grey", "--")}
+    styles = {FULL: ("black", "-"), "a0.5-n1": ("grey", "--"),
+              "a0.71_0.25-n2-combonet": ("tab:olive", "-."), "a0.5_0.25x4-n5-combonet": ("tab:purple", "-.")}
     colors = {"stacking": "tab:blue", "soft_voting": "tab:orange", "combonet": "tab:green"}
     for ax, (base, dataset) in zip(axes.flat, panels):
         cell = runs[(runs[BASE_COLUMN] == base) & (runs["dataset_label"] == dataset)]
@@ -180,7 +194,8 @@ def make_validation_figure(runs: pd.DataFrame) -> Figure:
     notes = [f"Validation accuracy per epoch (val_acc, the held-out part of the training split) of one run (the "
              f"lowest seed) per row, runs on {_measured(runs)}. Black: the full-size network; grey dashed: one slim "
              "network at α = 0.5; solid colours: α = 0.5, N = 2; dotted: α = 0.25, N = 4 (blue stacking, orange "
-             "soft voting, green ComboNet).",
+             "soft voting, green ComboNet); dash-dot: the mixed-α ComboNets (olive √0.5 + 0.25, purple "
+             "0.5 + 4 x 0.25).",
              "The slides' figure is not published as numbers and its network and dataset are not named."]
     return Figure(fig, notes)
 

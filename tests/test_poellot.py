@@ -360,3 +360,144 @@ def test_vgg16_at_224_takes_every_alpha_of_the_slides(alpha):
     (first,) = [layer for layer in counts["layers"] if layer["name"] == "classifier.0"]
     assert first["macs"] == last * 49 * hidden
     assert first["params"] == last * 49 * hidden + hidden
+
+
+# ---- ComboNet of mixed widths (issue 15, item 5) --------------------------------------------------
+
+MIXED_WIDTHS = {"a0.71_0.25-n2-combonet": [SQRT_HALF, 0.25], "a0.5_0.25x4-n5-combonet": [0.5, 0.25, 0.25, 0.25, 0.25]}
+
+
+@pytest.mark.parametrize("base,widths,features", [
+    # penultimate width x α, nearest channel: VGG-16 4096 -> 2896 (2896.3), 1024; WRN-28-10 640 -> 453
+    # (452.55), 160; MobileNetV2's last conv 1280 -> 640, 320 (x4)
+    ("vgg16", [SQRT_HALF, 0.25], [2896, 1024]),
+    ("wrn28_10", [SQRT_HALF, 0.25], [453, 160]),
+    ("mobilenetv2", [0.5, 0.25, 0.25, 0.25, 0.25], [640, 320, 320, 320, 320]),
+])
+def test_mixed_width_combonet_of_the_papers_bases_outputs_the_mean_of_its_members_logits(base, widths, features):
+    options = {"num_classes": 10, "in_channels": 3, "image_size": 32}
+    torch.manual_seed(11)
+    model = models.build("ensemble", base=base, width=widths, members=len(widths), combine="combonet",
+                         base_options={"width_rounding": "nearest"}, **options).eval()
+    torch.manual_seed(11)  # the same draws, member by member, as the ensemble made them
+    members = [models.build(base, width=w, width_rounding="nearest", **options).eval() for w in widths]
+    heads = [m.get_submodule({"vgg16": "classifier.6", "wrn28_10": "fc", "mobilenetv2": "classifier.1"}[base])
+             for m in members]
+    assert [h.in_features for h in heads] == features and model.head.in_features == sum(features)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.stack([m(x) for m in members]).mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_the_sweeps_mixed_rows_are_the_reports_and_its_counts_are_the_built_models():
+    """The α sets of poellot_accuracy.yaml's mixed rows are the report's, and the params / MACs ratios its
+    comment prints (224x224 CIFAR-10, against the full-size network) are those of the built models."""
+    from analysis.poellot import MIXED, ROWS
+    from harness import catalog
+
+    sweep = catalog.all_sweeps()["poellot_accuracy"]
+    rows = {r["label"]: r["config"]["model"]["options"] for r in sweep.rows}
+    for setting, widths in MIXED_WIDTHS.items():
+        assert rows[f"cifar10-{setting}"] == {"width": widths, "members": len(widths), "combine": "combonet"}
+        assert MIXED[setting][1] == len(widths)
+    assert sum(w * w for w in MIXED_WIDTHS["a0.5_0.25x4-n5-combonet"]) == 0.5  # the α = 0.5, N = 2 budget
+    assert sum(w * w for w in MIXED_WIDTHS["a0.71_0.25-n2-combonet"]) == pytest.approx(0.5625)
+    labels = list(ROWS)
+    assert labels[labels.index("a0.5-n2-combonet") + 1:][:2] == list(MIXED)  # beside the uniform ComboNet
+    text = sweep.path.read_text()
+    shape = (3, 224, 224)
+    for base, name in (("vgg16", "VGG-16"), ("mobilenetv2", "MobileNetV2"), ("wrn28_10", "WRN-28-10")):
+        counts = {}
+        for setting, widths in {"full": [1.0], "a0.5-n2": [0.5, 0.5], **MIXED_WIDTHS}.items():
+            counts[setting] = meta_counts("ensemble", shape, image_size=224, base=base, width=widths,
+                                          members=len(widths), combine="combonet",
+                                          base_options={"width_rounding": "nearest"})
+        full = counts.pop("full")
+        line = f"{name:<12} {full['params']:>11,} / {full['macs'] / 1e9:6.3f} G    " + "   ".join(
+            f"{c['params'] / full['params']:.3f} / {c['macs'] / full['macs']:.3f}" for c in counts.values())
+        assert line in text, line
+
+
+def test_accuracy_table_shows_the_mixed_rows_after_the_uniform_combonet():
+    from analysis.poellot import make_accuracy_table
+
+    runs = pd.DataFrame([
+        {"row": "cifar10-full", "seed": 0, "test_acc_at_best_val": 90.0},
+        {"row": "cifar10-a0.5-n2-combonet", "seed": 0, "test_acc_at_best_val": 90.5},
+        {"row": "cifar10-a0.71_0.25-n2-combonet", "seed": 0, "test_acc_at_best_val": 91.25, "macs_ratio": 0.565,
+         "params_ratio": 0.563},
+        {"row": "cifar10-a0.5_0.25x4-n5-combonet", "seed": 0, "test_acc_at_best_val": 89.0},
+    ]).assign(dataset="digits", **{"config.model.options.base": "vgg16"})
+    table = make_accuracy_table(runs)
+    frame = table.frame
+    methods = list(frame["Ensemble Method"])
+    combonet = methods.index("ComboNet")  # the first: α = 0.5, N = 2
+    assert list(frame["α"][combonet:combonet + 3]) == ["0.5", "√0.5, 0.25", "0.5, 4 x 0.25"]
+    assert list(frame["N"][combonet:combonet + 3]) == [2, 2, 5]
+    mixed = frame.iloc[combonet + 1]
+    assert mixed["VGG-16 CIFAR-10 (paper)"] == "-" and mixed["VGG-16 CIFAR-10: ours (digits)"] == "+1.25 (n=1)"
+    assert frame.iloc[combonet + 2]["VGG-16 CIFAR-10: ours (digits)"] == "-1.00 (n=1)"
+    assert "VGG-16 a0.71_0.25-n2-combonet: 0.565 MACs, 0.563 params" in " ".join(table.notes)
+
+
+# ---- the MobileNetV2 and WRN-28-10 rows at the quick profile (issue 15, item 6) --------------------
+
+@pytest.mark.parametrize("base,column", [("mobilenetv2", "MobileNetV2 CIFAR-10"), ("wrn28_10", "WRN CIFAR-10")])
+def test_quick_rows_of_mobilenetv2_and_wrn_train_on_digits_and_render(base, column):
+    """The quick profile's cells of these bases, as `harness run poellot_accuracy --profile quick --dataset digits`
+    resolves them, on 48 training images for one epoch (the full quick profile: docs/fidelity.md), trained and
+    rendered: the full-size row, a mixed-α ComboNet and α = 0.25, N = 4 stacking."""
+    from analysis.poellot import make_accuracy_table
+    from harness import catalog
+
+    sweep = catalog.all_sweeps()["poellot_accuracy"]
+    sets = ["data.train_subset=48", "data.test_subset=32", "data.val_size=16", "train.epochs=1", "train.threads=1"]
+    wanted = ("cifar10-full", "cifar10-a0.25-n4-stacking", "cifar10-a0.71_0.25-n2-combonet")  # the sweep's order
+    cells = [c for c in sweep.cells("quick", dataset="digits", sets=sets)
+             if c.row in wanted and c.config["model"]["options"]["base"] == base]
+    assert [c.row for c in cells] == list(wanted)
+    records = []
+    for cell in cells:
+        assert cell.config["data"]["dataset"] == "digits" and cell.config["data"]["image_size"] is None
+        result = Trainer(RunConfig.from_dict(cell.config)).run().merged()
+        assert 0 < result["budget_used"] <= 1
+        records.append({"row": cell.row, "seed": 0, **{k: result[k] for k in
+                        ("test_acc_at_best_val", "macs_ratio", "params_ratio")}})
+    runs = pd.DataFrame(records).assign(dataset="digits", **{"config.model.options.base": base})
+    # the mixed ComboNet against the full network at 8x8 (the built models on the meta device): about Σα² =
+    # 0.5625; MobileNetV2 more, its depthwise convs and BNs scale by α
+    mixed = runs.set_index("row").loc["cifar10-a0.71_0.25-n2-combonet"]
+    macs, params = {"wrn28_10": (184_153_374 / 327_695_616, 20_543_849 / 36_478_906),
+                    "mobilenetv2": (3_240_616 / 5_473_664, 1_301_119 / 2_236_106)}[base]
+    assert (mixed["macs_ratio"], mixed["params_ratio"]) == (pytest.approx(macs), pytest.approx(params))
+    frame = make_accuracy_table(runs).frame.set_index("Ensemble Method")
+    ours = f"{column}: ours (digits)"
+    assert frame.loc["full-size: test accuracy %", ours].endswith("(n=1)")
+    assert frame.loc["ComboNet, mixed α (ours)", ours].iloc[0].endswith("(n=1)")
+    assert frame.loc["Stacking", ours].iloc[1].endswith("(n=1)")  # α = 0.25, N = 4
+
+
+@pytest.mark.slow
+def test_accuracy_smoke_report_shows_the_mixed_combonets_with_the_built_models_costs(smoke_all):
+    """conftest's smoke run of poellot_accuracy (digits_cnn on digits): the two mixed-α ComboNets ran, the
+    report prints them after the uniform α = 0.5, N = 2 ComboNet, and their MACs against the full network
+    are the built models' (digits_cnn's channels 32 / 64 / 128 x α, nearest: √0.5 -> 23 / 45 / 91)."""
+    from harness.runs import load_runs
+
+    assert smoke_all.rc["poellot_accuracy"] == (0, 0)
+    runs = load_runs("poellot_accuracy", smoke_all.store, profile="smoke").set_index("row")
+    options = {"num_classes": 10, "in_channels": 1, "image_size": 8, "base": "digits_cnn", "combine": "combonet"}
+    full = meta_counts("digits_cnn", (1, 8, 8), num_classes=10, in_channels=1, image_size=8)
+    for setting, widths in MIXED_WIDTHS.items():
+        run = runs.loc[f"cifar10-{setting}"]
+        assert run["status"] == "FINISHED" and tuple(run["config.model.options.width"]) == tuple(widths)
+        built = meta_counts("ensemble", (1, 8, 8), width=widths, members=len(widths), **options)
+        assert float(run["macs_ratio"]) == pytest.approx(built["macs"] / full["macs"])
+        assert float(run["params_ratio"]) == pytest.approx(built["params"] / full["params"])
+    frame = pd.read_csv(smoke_all.reports / "poellot-table-accuracy.csv", dtype=str, keep_default_na=False)
+    methods = list(frame["Ensemble Method"])
+    combonet = methods.index("ComboNet")
+    assert methods[combonet + 1:combonet + 3] == ["ComboNet, mixed α (ours)"] * 2
+    ours = frame["digits_cnn CIFAR-10: ours (digits)"]
+    assert all(ours[combonet + i].endswith("(n=1)") for i in (1, 2))
+    assert "mixed-α ComboNets" in (smoke_all.reports / "poellot-figure-validation.md").read_text()
