@@ -104,8 +104,15 @@ def training_note(runs: pd.DataFrame) -> str:
     return "Trained in " + "; ".join(clauses) + "."
 
 
+# docs/fidelity.md's section per paper: every reading of the paper that a reproducer could dispute,
+# with the seed's line and what it changes, measured (tests/test_fidelity_doc.py keeps the anchors).
+FIDELITY_SECTIONS = ("zheng", "poellot", "calli", "jiang", "jin")
+
+
 def _write(artifact: catalog.Artifact, result, notes: list, out: Path) -> list[Path]:
     notes = notes + result.notes
+    if artifact.paper in FIDELITY_SECTIONS:
+        notes.append(f"How this paper is read, each reading with its numbers: docs/fidelity.md#{artifact.paper}.")
     out.mkdir(parents=True, exist_ok=True)
     def path(ext: str) -> Path:  # not with_suffix: figure ids such as jiang-figure-4.1 contain dots
         return out / f"{artifact.id}.{ext}"
