@@ -277,10 +277,23 @@ def _split_set(text: str, example: str = "train.epochs=5") -> tuple[str, Any]:
     if not key.strip():
         raise ConfigError("--set", text, f"key=value, e.g. {example}")
     try:
-        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw) if raw.strip() else None
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as e:  # ValueError: a date like 2020-13-45
         problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
         raise ConfigError(key.strip(), raw, f"a YAML value such as 5, 0.1, true, [1, 2] ({problem})") from None
+    if _cyclic(value):  # an anchor inside itself ("&a [*a]") loads as a list that contains itself
+        raise ConfigError(key.strip(), raw, "a YAML value such as 5, 0.1, true, [1, 2] (an alias refers to itself)")
+    return key.strip(), value
+
+
+def _cyclic(value, inside: frozenset = frozenset()) -> bool:
+    """Whether a loaded YAML value contains itself (only lists and mappings can)."""
+    if not isinstance(value, (list, dict)):
+        return False
+    if id(value) in inside:
+        return True
+    inside = inside | {id(value)}
+    return any(_cyclic(v, inside) for v in (value.values() if isinstance(value, dict) else value))
 
 
 def deep_merge(a: dict, b: dict) -> dict:

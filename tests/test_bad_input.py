@@ -371,6 +371,15 @@ SETS = st.one_of(st.text(max_size=40), st.builds(lambda k, v: f"{k}={v}", st.sam
 BASE = TINY["base"]
 
 
+def test_a_yaml_alias_inside_itself_is_a_config_error_not_a_recursion():
+    # hypothesis found it once in 150 examples: "&a [*a]" loads as a list that contains itself
+    with pytest.raises(ConfigError, match="an alias refers to itself") as e:
+        config.apply_overrides(BASE, ["train.milestones=&a [*a]"])
+    assert e.value.key == "train.milestones"
+    with pytest.raises(ConfigError, match="refers to itself"):
+        config.apply_overrides(BASE, ["model.options={x: &b {y: *b}}"])
+
+
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(SETS, max_size=3))
 def test_set_overrides_give_a_config_or_a_config_error(sets):
