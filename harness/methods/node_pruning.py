@@ -129,7 +129,21 @@ def _check_options(criterion, bound, keep, distortion, regularization, reg_lambd
             bad(key, value, "an integer >= 1")
 
 
-class PruningCycles:
+class Cycles:
+    """``run`` of a harness.runner.Runner whose epochs are training cycles: ``run_cycle`` until it converges
+    (``done``) or ``train.epochs`` cycles have run, one MLflow step a cycle; the last cycle's metrics hold
+    the final state. Node pruning's two chains and the separable residual model share it."""
+
+    def run(self, on_epoch=None) -> Result:
+        metrics: dict = {}
+        while not self.done and self.cycle < self.cfg.train.epochs:
+            metrics = self.run_cycle()
+            if on_epoch is not None:
+                on_epoch(self.cycle, metrics)
+        return Result(metrics=metrics, final=self.counts())
+
+
+class PruningCycles(Cycles):
     """Runs the training cycles of one chain on (inputs, targets): a harness.runner.Runner, one step a cycle."""
 
     def __init__(self, cfg, threads, make_chain: Callable[[list[int]], Chain], widths: list[int], data,
@@ -242,13 +256,6 @@ class PruningCycles:
                 "params": self.profile["params"], "macs": self.profile["macs"], "cycle_time_s": cycle_time_s,
                 "cycles": self.cycle, "converged": float(self.done), **self.extra(self.chain)}
 
-    def run(self, on_epoch=None) -> Result:
-        metrics: dict = {}
-        while not self.done and self.cycle < self.cfg.train.epochs:
-            metrics = self.run_cycle()
-            if on_epoch is not None:
-                on_epoch(self.cycle, metrics)
-        return Result(metrics=metrics, final=self.counts())  # the last cycle's metrics hold the final state
 
 
 class _NodePruning(Experiment):

@@ -35,9 +35,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import METHODS
-from ..runner import Result
 from .base import Experiment, TrainMethod
-from .node_pruning import BOUNDS, CRITERIA, KEEPS
+from .node_pruning import BOUNDS, CRITERIA, KEEPS, Cycles
 
 
 def _nodes(model) -> int:
@@ -47,7 +46,7 @@ def _nodes(model) -> int:
     return stream + sum(block.sep1[-1].out_channels for block in blocks)
 
 
-class ResidualCycles:
+class ResidualCycles(Cycles):
     """A harness.runner.Runner: one step a training cycle of the separable residual model."""
 
     def __init__(self, cfg, threads, options: dict):
@@ -149,14 +148,6 @@ class ResidualCycles:
                 "macs": self.profile["macs"], "initial_params": self.initial_profile["params"],
                 "initial_macs": self.initial_profile["macs"], "cycle_time_s": cycle_time_s, "cycles": self.cycle,
                 "converged": float(self.done)}
-
-    def run(self, on_epoch=None) -> Result:
-        metrics: dict = {}
-        while not self.done and self.cycle < self.cfg.train.epochs:
-            metrics = self.run_cycle()
-            if on_epoch is not None:
-                on_epoch(self.cycle, metrics)
-        return Result(metrics=metrics, final=self.counts())
 
 
 @METHODS.register("node_pruning_residual", kind="experiment")
