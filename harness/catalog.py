@@ -138,8 +138,10 @@ class Sweep:
         return plan
 
     def cells(self, profile: str, dataset: Optional[str] = None, sets=()) -> list[Cell]:
-        """Every grid point of ``profile``, resolved and checked (ConfigError before any work)."""
-        axes = self._axes(profile)
+        """Every grid point of ``profile``, resolved and checked (ConfigError before any work). A ``--set`` of
+        an axis's key replaces that axis (one value, not the axis's cells made equal and run N times)."""
+        overridden = {key for key, _ in _set_keys(sets)}
+        axes = {key: values for key, values in self._axes(profile).items() if key not in overridden}
         if self.is_search:
             raise ConfigError("sweep", self.name, "a grid sweep: this one searches (harness run samples it)")
         prof = self.profiles[profile] or {}

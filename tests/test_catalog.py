@@ -258,3 +258,13 @@ def test_every_artifact_is_kept(tmp_path):
             assert now.runs == (a.runs or a.id in MOVED), a.id  # a moved artifact reads its timed runs
             assert now.sweep == MOVED.get(a.id, a.sweep)
             catalog.report_function(now)
+
+
+def test_a_set_of_an_axis_key_replaces_the_axis(tmp_path):
+    s = catalog.load_sweep(_write(tmp_path / "t.yaml", _sweep(rows=[{"label": "a"}, {"label": "b", "config": {"train": {"batch_size": 16}}}],
+                                                             axes={"train.seed": [0, 1, 2], "train.lr": [0.1, 0.2]})))
+    assert len(s.cells("smoke")) == 12
+    cells = s.cells("smoke", sets=["train.seed=7"])  # not three equal cells per (row, lr), each run three times
+    assert [(c.row, c.config["train"]["seed"], c.config["train"]["lr"]) for c in cells] == \
+           [("a", 7, 0.1), ("a", 7, 0.2), ("b", 7, 0.1), ("b", 7, 0.2)]
+    assert len({c.digest for c in cells}) == 4
