@@ -48,3 +48,12 @@ def smoke_all(ray_session, tmp_path_factory):
             report = cli.main(["report", name, "--tracking-uri", result.store, "--out", str(result.reports)])
             result.rc[name] = (runs[name], report)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """A test that needs smoke_all (every sweep run and reported, minutes) is a slow test whether or not its
+    module says so: `make test-fast` (-m "not slow") must never pay for it."""
+    for item in items:
+        if "smoke_all" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

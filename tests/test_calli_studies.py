@@ -172,6 +172,7 @@ def _report(smoke_all, artifact: str) -> tuple[pd.DataFrame, str]:
             (smoke_all.reports / f"{artifact}.md").read_text())
 
 
+@pytest.mark.slow
 def test_section_3_2_1_smoke_report(smoke_all):
     assert smoke_all.rc["calli_section_3_2_1"] == (0, 0)
     frame, text = _report(smoke_all, "calli-section-3-2-1")
@@ -185,6 +186,7 @@ def test_section_3_2_1_smoke_report(smoke_all):
     assert "these runs ran digits" in text and "Spread between operations" in text
 
 
+@pytest.mark.slow
 def test_section_3_3_1_smoke_report_streams_the_generated_layout(smoke_all):
     assert smoke_all.rc["calli_section_3_3_1"] == (0, 0)
     runs = load_runs("calli_section_3_3_1", smoke_all.store)
@@ -199,6 +201,7 @@ def test_section_3_3_1_smoke_report_streams_the_generated_layout(smoke_all):
     assert "2.7 times fewer MACs" in text and "stream loader (imagenet_generated)" in text
 
 
+@pytest.mark.slow
 def test_section_3_3_2_smoke_report(smoke_all):
     assert smoke_all.rc["calli_section_3_3_2"] == (0, 0)
     frame, text = _report(smoke_all, "calli-section-3-3-2")
