@@ -11,40 +11,104 @@ limits; the rest are recorded as infeasible runs and told to the searcher as fai
 Two small classes are written here because Tune has neither: a gate that can refuse a suggestion
 before it is scheduled (OptunaSearch's constraints exist for NSGA-II only, BasicVariantGenerator has
 none), and a repeater that averages several objectives (Tune's ``Repeater`` averages one metric).
+Optuna's samplers are used through ``FreshLocks`` subclasses, which pickle as Tune needs them to.
 """
 from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from ray.tune.search import ConcurrencyLimiter, Repeater, SearchAlgorithm, SearchGenerator
+from ray.tune.search import ConcurrencyLimiter, Repeater, SearchAlgorithm, SearchGenerator, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from . import search, tracking
 from .errors import ConfigError
 
+try:  # optional: a random search runs without it, and search.parse_search says what to install
+    import optuna
+except ImportError:
+    optuna = None
+
 GATE_STATE = "harness-gate-state.json"
+_LOCK_FACTORIES = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
+
+
+class LockPlaceholder:
+    """Stands in for a lock in a pickled sampler; unpickling puts a new, unheld one of its kind there."""
+
+    def __init__(self, factory):
+        self.factory = factory
+
+
+class FreshLocks:
+    """An Optuna sampler that pickles whole, RNG state included, except for its locks, which are made
+    anew when it is unpickled (as Optuna's own storages do).
+
+    Tune pickles the search algorithm, its Optuna study and so the sampler, when the Tuner is built and
+    at every experiment snapshot that ``--resume`` restores from. Optuna 5.1's genetic-algorithm samplers
+    (NSGA-II) hold a ``threading.Lock`` and define no ``__getstate__``, so pickling them raises
+    ``TypeError: cannot pickle '_thread.lock' object``. Locks are found by their type, so that no
+    attribute of Optuna's is named here.
+    """
+
+    def __getstate__(self):
+        return {k: LockPlaceholder(_LOCK_FACTORIES[type(v)]) if type(v) in _LOCK_FACTORIES else v
+                for k, v in vars(self).items()}
+
+    def __setstate__(self, state: dict):
+        vars(self).update({k: v.factory() if isinstance(v, LockPlaceholder) else v for k, v in state.items()})
+
+
+if optuna is not None:
+    class TPESampler(FreshLocks, optuna.samplers.TPESampler):
+        """Optuna's TPE sampler, picklable whatever Optuna's version."""
+
+    class NSGAIISampler(FreshLocks, optuna.samplers.NSGAIISampler):
+        """Optuna's NSGA-II sampler, picklable whatever Optuna's version (5.1's is not)."""
 
 
 class EachPoint(Repeater):
     """Tune's Repeater, telling the searcher the mean of *every* objective over a sample's axis
-    points (Tune's own averages the searcher's single metric and fails on a list of metrics)."""
+    points (Tune's own averages the searcher's single metric and fails on a list of metrics).
+
+    Tune's Repeater proposes its searcher's suggestion ``repeat`` times in a row; the groups are
+    kept here as the suggestions come (``groups``: the first trial's id -> each trial's scores),
+    not read from the Repeater's own bookkeeping."""
+
+    def __init__(self, searcher, repeat: int = 1, set_index: bool = True):
+        super().__init__(searcher, repeat=repeat, set_index=set_index)
+        self.groups: dict[str, dict] = {}  # a suggestion's first trial id -> {trial id: scores or None}
+        self.group_of: dict[str, str] = {}  # trial id -> its suggestion's first trial id
+        self.last_group: Optional[str] = None
+
+    def suggest(self, trial_id: str) -> Optional[dict]:
+        config = super().suggest(trial_id)
+        if config is None or config == Searcher.FINISHED:
+            return config
+        if self.last_group is None or len(self.groups[self.last_group]) == self.repeat:
+            self.last_group = trial_id  # the Repeater asked its searcher: a new suggestion
+            self.groups[trial_id] = {}
+        self.groups[self.last_group][trial_id] = None
+        self.group_of[trial_id] = self.last_group
+        return config
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False, **kwargs):
         metrics = self.searcher.metric if isinstance(self.searcher.metric, list) else [self.searcher.metric]
-        group = self._trial_id_to_group[trial_id]
-        group.report(trial_id, tuple(float(result.get(m, math.nan)) if result and not error else math.nan
-                                     for m in metrics))
-        if group.finished_reporting():
-            scores = np.array(group.scores(), dtype=float)
+        primary = self.group_of[trial_id]
+        group = self.groups[primary]
+        group[trial_id] = tuple(float(result.get(m, math.nan)) if result and not error else math.nan
+                                for m in metrics)
+        if len(group) == self.repeat and None not in group.values():
+            scores = np.array(list(group.values()), dtype=float)
             if np.isnan(scores).all(axis=0).any():
-                self.searcher.on_trial_complete(group.primary_trial_id, error=True)
+                self.searcher.on_trial_complete(primary, error=True)
             else:
                 mean = np.nanmean(scores, axis=0)
-                self.searcher.on_trial_complete(group.primary_trial_id, result=dict(zip(metrics, mean.tolist())))
+                self.searcher.on_trial_complete(primary, result=dict(zip(metrics, mean.tolist())))
 
 
 class Gate:
@@ -54,7 +118,7 @@ class Gate:
     constant_grid_search, EachPoint), so the n-th proposed trial is point n mod P of sample n // P.
     """
 
-    def __init__(self, plan, ctx: dict):  # plan: a catalog.SearchPlan; ctx: the launch's (sweep._context)
+    def __init__(self, plan, ctx):  # plan: a catalog.SearchPlan; ctx: the launch's harness.trial.TrialContext
         self.plan, self.ctx = plan, ctx
         self.trials_seen = 0
         self.infeasible: list[dict] = []  # name, reason, counts, values of every refused sample
@@ -163,21 +227,20 @@ class FeasibleSearch(SearchAlgorithm):
             self.gate.set_state(json.loads(path.read_text()))
 
 
-def build_search_alg(plan, ctx: dict, max_concurrent: Optional[int]) -> tuple[FeasibleSearch, int]:
+def build_search_alg(plan, ctx, max_concurrent: Optional[int]) -> tuple[FeasibleSearch, int]:
     """The gated search algorithm and the ``num_samples`` Tune must be given for it."""
     spec = plan.spec
     points = len(plan.points)
     if spec.algorithm == "random":
         inner = BasicVariantGenerator(constant_grid_search=True, random_state=spec.seed, max_concurrent=max_concurrent or 0)
         return FeasibleSearch(inner, Gate(plan, ctx)), spec.num_samples  # Tune repeats it over the "point" grid
-    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     metrics, modes = list(spec.objectives), list(spec.objectives.values())
     if len(metrics) == 1:
-        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=optuna.samplers.TPESampler(seed=spec.seed))
+        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=TPESampler(seed=spec.seed))
     else:
-        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=optuna.samplers.NSGAIISampler(seed=spec.seed))
+        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=NSGAIISampler(seed=spec.seed))
     if points > 1:
         searcher = EachPoint(searcher, repeat=points, set_index=False)
     if max_concurrent:
