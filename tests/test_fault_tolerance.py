@@ -24,7 +24,7 @@ def _sweep_file(tmp_path, name, rows, train_cfg, model="resnet20", axes=None):
     path.write_text(yaml.safe_dump({
         "name": name, "paper": "jiang",
         "artifacts": [{"id": name, "kind": "table", "number": "0", "title": name,
-                       "report": "analysis.jiang:make_performance_table",
+                       "report": "harness_analysis.jiang:make_performance_table",
                        "options": {"published": "4-9"}}],
         "base": {"data": DATA, "model": {"name": model}, "train": train_cfg},
         "rows": rows, "axes": axes or {}, "profiles": {"paper": {}, "quick": {}, "smoke": {}}}))

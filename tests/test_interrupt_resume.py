@@ -6,43 +6,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import types
 
 import pytest
 import yaml
 
-from harness import tracking
 
-from . import procs
+from . import launches, procs
 
 pytestmark = pytest.mark.slow
 
 NAME = "interrupt_resume"
-SWEEP = {"name": NAME, "paper": "jiang",
-         "artifacts": [{"id": "interrupt-resume", "kind": "table", "number": "0", "title": "interrupted",
-                        "report": "analysis.jiang:make_performance_table",
-                       "options": {"published": "4-9"}}],
-         # about half a second an epoch on one core: SIGINT lands while the first trial runs
-         "base": {"data": {"dataset": "digits", "train_subset": 1000, "test_subset": 100, "val_size": 50},
-                  "model": {"name": "resnet20"}, "train": {"epochs": 12, "batch_size": 32, "milestones": [9]}},
-         "rows": [{"label": "Re-impl.", "config": {}}], "axes": {"train.seed": [0, 1]},
-         "profiles": {"paper": {}, "quick": {}, "smoke": {}}}
+SWEEP = launches.digits_sweep(NAME, 12, milestone=9)
 SUMMARY_LINE = re.compile(r"^  (FINISHED|FAILED|KILLED)\s+(\S+)\s+epochs=(\d+)", re.M)
-
-
-def _harness(*args):
-    return [sys.executable, "-m", "harness.cli", *map(str, args)]
-
-
-def _runs(uri) -> dict:
-    c = tracking.client(uri)
-    exp = c.get_experiment_by_name(NAME)
-    return {r.info.run_name: r for r in c.search_runs([exp.experiment_id])} if exp else {}
-
-
-def _epochs(uri, run) -> list:
-    return sorted(m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, "epoch_time_s"))
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +33,10 @@ def interrupted(tmp_path_factory):
     env = {"RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.getcwd()}
     common = [sweep_file, "--profile", "smoke", "--storage-path", storage, "--quiet", "--max-concurrent", "1"]
     log = tmp / "interrupted.log"
-    driver = procs.start(_harness("run", *common, "--tracking-uri", store_a), log, env)
+    driver = procs.start(launches.harness("run", *common, "--tracking-uri", store_a), log, env)
     try:
-        procs.wait_for(lambda: any(len(_epochs(store_a, r)) >= 2 for r in _runs(store_a).values()), 240,
+        procs.wait_for(lambda: any(len(launches.epochs(store_a, r)) >= 2
+                                   for r in launches.runs(store_a, NAME).values()), 240,
                        "two epochs of the first trial", every_s=0.2)
         os.killpg(driver.pid, signal.SIGINT)  # to the driver's process group, as Ctrl-C in a terminal
         rc = driver.wait(timeout=180)
@@ -67,7 +44,7 @@ def interrupted(tmp_path_factory):
         procs.stop(driver, signal.SIGKILL)
         procs.kill_matching(str(storage))
     return types.SimpleNamespace(tmp=tmp, sweep_file=sweep_file, store_a=store_a, storage=storage, env=env,
-                                 common=common, rc=rc, log=log.read_text(), runs=_runs(store_a))
+                                 common=common, rc=rc, log=log.read_text(), runs=launches.runs(store_a, NAME))
 
 
 def test_ctrl_c_exits_130_and_the_summary_shows_each_trial_as_the_store_holds_it(interrupted):
@@ -87,33 +64,36 @@ def test_ctrl_c_exits_130_and_the_summary_shows_each_trial_as_the_store_holds_it
 def test_resume_continues_only_the_launch_of_the_same_store(interrupted):
     t = interrupted
     store_b = f"sqlite:///{t.tmp / 'B.db'}"
-    refused = subprocess.run(_harness("run", *t.common, "--tracking-uri", store_b, "--resume"), env={**os.environ, **t.env},
+    refused = subprocess.run(launches.harness("run", *t.common, "--tracking-uri", store_b, "--resume"),
+                             env={**os.environ, **t.env},
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert t.store_a in refused.stderr and store_b in refused.stderr and "Traceback" not in refused.stderr
     assert not (t.tmp / "B.db").exists()  # refused before anything was written
 
     log = t.tmp / "resumed.log"
-    resumed = procs.start(_harness("run", *t.common, "--tracking-uri", t.store_a, "--resume"), log, t.env)
+    resumed = procs.start(launches.harness("run", *t.common, "--tracking-uri", t.store_a, "--resume"), log, t.env)
     try:
         assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
     finally:
         procs.stop(resumed, signal.SIGKILL)
         procs.kill_matching(str(t.storage))
-    runs = _runs(t.store_a)
+    runs = launches.runs(t.store_a, NAME)
     assert sorted(runs) == ["Re-impl.-seed0", "Re-impl.-seed1"]
     assert {r.info.status for r in runs.values()} == {"FINISHED"}
     for name, before in t.runs.items():  # the interrupted trial continued its own run
         assert runs[name].info.run_id == before.info.run_id
     for run in runs.values():
-        assert _epochs(t.store_a, run) == list(range(1, 13))  # every epoch once
+        assert launches.epochs(t.store_a, run) == list(range(1, 13))  # every epoch once
     assert {s for s, _, _ in SUMMARY_LINE.findall(log.read_text())} == {"FINISHED"}
 
     # a sweep file outside sweeps/ reports from the store that has its runs, and reproduces
-    report = subprocess.run(_harness("report", t.sweep_file, "--tracking-uri", t.store_a, "--out", t.tmp / "reports"),
+    report = subprocess.run(launches.harness("report", t.sweep_file, "--tracking-uri", t.store_a, "--out",
+                                             t.tmp / "reports"),
                             env={**os.environ, **t.env}, capture_output=True, text=True, timeout=300)
     assert report.returncode == 0 and (t.tmp / "reports" / "interrupt-resume.md").is_file(), report.stderr[-3000:]
-    again = subprocess.run(_harness("reproduce", *t.common, "--tracking-uri", t.store_a, "--out", t.tmp / "again"),
+    again = subprocess.run(launches.harness("reproduce", *t.common, "--tracking-uri", t.store_a, "--out",
+                                            t.tmp / "again"),
                            env={**os.environ, **t.env}, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "skipped 2 cell(s)" in again.stdout and (t.tmp / "again" / "interrupt-resume.md").is_file()

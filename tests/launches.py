@@ -1,0 +1,36 @@
+"""What the end-to-end launch tests share: a small digits sweep that a signal or a failing store can land
+in (about half a second an epoch on one core), the `harness` command as a subprocess, and the store's
+runs and epochs as they read them."""
+from __future__ import annotations
+
+import sys
+
+from harness import tracking
+
+
+def digits_sweep(name: str, epochs: int, milestone: int) -> dict:
+    """One row, two seeds: a signal sent while the first trial runs finds the second not started."""
+    return {"name": name, "paper": "jiang",
+            "artifacts": [{"id": name.replace("_", "-"), "kind": "table", "number": "0", "title": name,
+                           "report": "harness_analysis.jiang:make_performance_table", "options": {"published": "4-9"}}],
+            "base": {"data": {"dataset": "digits", "train_subset": 1000, "test_subset": 100, "val_size": 50},
+                     "model": {"name": "resnet20"},
+                     "train": {"epochs": epochs, "batch_size": 32, "milestones": [milestone]}},
+            "rows": [{"label": "Re-impl.", "config": {}}], "axes": {"train.seed": [0, 1]},
+            "profiles": {"paper": {}, "quick": {}, "smoke": {}}}
+
+
+def harness(*args) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *map(str, args)]
+
+
+def runs(uri: str, experiment: str) -> dict:
+    """run name -> run, of the experiment (empty when it does not exist yet)."""
+    c = tracking.client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    return {r.info.run_name: r for r in c.search_runs([exp.experiment_id])} if exp else {}
+
+
+def epochs(uri: str, run) -> list:
+    """The epochs a run has logged, by the metric every epoch logs."""
+    return sorted(m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, tracking.EPOCH_MARKER))
