@@ -2,21 +2,53 @@
 
 ``read(path)`` returns the file's mapping with every parent it extends deep-merged under it (the
 child's keys win, lists replace); ``template_rows(template, where)`` the rows a ``row_template``
-generates. Errors are ConfigErrors naming the file and key. ``harness.catalog`` builds the sweeps.
+generates. Errors are ConfigErrors naming the file and key: a key given twice in one mapping (in
+this file or a parent), an unknown key (with the nearest valid one), a row label that cannot name a
+trial. ``harness.catalog`` builds the sweeps.
 """
 from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from pathlib import Path
 
 import yaml
 
+from . import plugins, yamlio
 from .config import deep_merge
-from .errors import ConfigError
+from .errors import ConfigError, nearest
 
 KEYS = ("name", "paper", "artifacts", "base", "rows", "row_template", "axes", "profiles", "search", "extends",
-        "sweeps")
+        "sweeps", "plugins", "published")
+# every sweep file's profiles, the most faithful first: the paper's protocol, the same rows shorter, seconds a trial
+PROFILES = ("paper", "quick", "smoke")
+
+ROW_KEYS = ("label", "config")
+TEMPLATE_KEYS = ("label", "config", "product")
+LABEL_LIMIT = 100  # characters: a label names trials, run names and Tune's trial folders (with more appended)
+
+
+def refuse_unknown(d: dict, valid, where: str, what: str) -> None:
+    """ConfigError for the first key of ``d`` not in ``valid``: ``what`` says which keys are, and the
+    nearest one is named (a misspelt key is otherwise a setting silently not applied)."""
+    for key in d:
+        if key not in valid:
+            raise ConfigError(f"{where}.{key}", d[key], what + nearest(key, valid))
+
+
+def check_label(label: str, where: str) -> None:
+    """A row label names its trials (``{label}-seed0``), their MLflow runs and Tune's trial folders
+    (``{trial_id}-{label}-seed0``): one that cannot be a file name would fail inside Ray, after the checks."""
+    problems = [(not label, "is empty"), (len(label) > LABEL_LIMIT, f"has {len(label)} characters"),
+                (label in (".", ".."), "names a folder"), ("/" in label or "\\" in label, "has a path separator"),
+                (any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in label), "has a control character"),
+                (label.startswith("-"), "starts with -"), (label != label.strip(), "starts or ends with a space")]
+    for failed, why in problems:
+        if failed:
+            raise ConfigError(where, label, f"a label that can name a trial and a file: 1 to {LABEL_LIMIT} characters, "
+                              f"no /, \\ or control characters, not . or .., no leading -, no leading or trailing "
+                              f"space (this one {why})")
 
 
 def require(d: dict, key: str, where: str):
@@ -50,7 +82,10 @@ def read(path: Path, chain: tuple = ()) -> dict:
     where = path.name
     try:
         with open(path) as f:
-            d = yaml.safe_load(f)
+            d = yamlio.load(f)
+    except yamlio.DuplicateKey as e:
+        raise ConfigError(where + ("." if e.path[:1] not in ("", "[") else "") + e.path, e.key,
+                          f"a key given once (line {e.first_line} and line {e.line})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f"line {mark.line + 1}: " if mark is not None else ""
@@ -59,9 +94,12 @@ def read(path: Path, chain: tuple = ()) -> dict:
         raise ConfigError("sweep file", str(path), f"a readable YAML file ({e})") from None
     d = typed(d or {}, dict, where, "a mapping of name, paper, artifacts, base, rows, axes, profiles")
     plain(d, where)
-    for key in d:
-        if key not in KEYS:
-            raise ConfigError(f"{where}.{key}", d[key], "a sweep file key: one of " + ", ".join(KEYS))
+    refuse_unknown(d, KEYS, where, "a sweep file key: one of " + ", ".join(KEYS))
+    # relative to the file that writes them, wherever it is extended from (harness.plugins)
+    if isinstance(d.get("plugins"), list):
+        d["plugins"] = [plugins.absolute(entry, path.parent) for entry in d["plugins"]]
+    if isinstance(d.get("published"), str):
+        d["published"] = str((path.parent / d["published"]).resolve())
     parent = typed(d.pop("extends", None), str, f"{where}.extends", "a sweep file path (relative to this file)")
     if parent is None:
         return d
@@ -97,9 +135,7 @@ def template_rows(template, where: str) -> list:
     if template is None:
         return []
     template = typed(template, dict, where, "a mapping of label, config, product", optional=False)
-    for key in template:
-        if key not in ("label", "config", "product"):
-            raise ConfigError(f"{where}.{key}", template[key], "a row_template key: label, config or product")
+    refuse_unknown(template, TEMPLATE_KEYS, where, "a row_template key: label, config or product")
     typed(require(template, "label", where), str, f"{where}.label", "a string with {placeholders}", optional=False)
     product = typed(require(template, "product", where), dict, f"{where}.product",
                     "a mapping of factor: [values]", optional=False)
