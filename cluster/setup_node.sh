@@ -5,7 +5,10 @@
 set -euo pipefail
 cd ~/harness
 python3 -m pip install --quiet --upgrade pip
-python3 -m pip install --quiet -e .
+# the versions the suite passed with, each file checked against its hash (README "A fresh machine"),
+# then the project itself on top
+python3 -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+python3 -m pip install --quiet --no-deps --no-build-isolation -e .
 export HARNESS_DATA="${HARNESS_DATA:-/data/harness}"
 sudo mkdir -p "$HARNESS_DATA" && sudo chown "$(id -u):$(id -g)" "$HARNESS_DATA"
 grep -q HARNESS_DATA ~/.bashrc || echo "export HARNESS_DATA=$HARNESS_DATA" >> ~/.bashrc

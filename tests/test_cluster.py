@@ -2,7 +2,6 @@
 entrypoint, a real two-node Ray cluster on loopback with a real MLflow server, and 8 concurrent
 trials losing no metric row."""
 import copy
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,7 +39,7 @@ def test_launcher_configs_pass_rays_schema_and_hold_no_secrets(name):
 def test_tracking_server_binds_the_cluster_address_only():
     script = (ROOT / "cluster" / "tracking_server.sh").read_text()
     assert '--host "$HEAD_IP"' in script and "0.0.0.0" not in script
-    assert "postgresql:///mlflow" in script  # local socket, peer authentication: no password
+    assert "postgresql+psycopg2:///mlflow" in script  # local socket, peer authentication: no password
 
 
 def test_entrypoint_joins_the_cluster_and_its_tracking_server():
@@ -59,37 +58,9 @@ def test_entrypoint_joins_the_cluster_and_its_tracking_server():
 
 @pytest.fixture
 def two_node_cluster():
-    """A Ray head and a second node on 127.0.0.1, each with its own short temp dir (socket paths)."""
-    ray_bin = str(procs.BIN / "ray")
-    port = procs.free_port()
-    dirs = [Path(tempfile.mkdtemp(prefix="rh", dir="/tmp")), Path(tempfile.mkdtemp(prefix="rw", dir="/tmp"))]
-    # no 30 s drain on SIGTERM at teardown; ray[default]'s client server on a free port, not the fixed
-    # 10001 another Ray on this machine may hold
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-    common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-    head = procs.start([ray_bin, "start", "--head", "--port", str(port), "--temp-dir", str(dirs[0]),
-                        "--ray-client-server-port", str(procs.free_port()),
-                        "--include-dashboard=false", *common], dirs[0] / "start.log", env)
-    nodes = [head]
-    try:
-        address = f"127.0.0.1:{port}"
-        procs.wait_for(lambda: subprocess.run([ray_bin, "status", "--address", address], capture_output=True,
-                                              env={**procs.os.environ, **env}).returncode == 0, 90, "the Ray head")
-        nodes.append(procs.start([ray_bin, "start", "--address", address, "--temp-dir", str(dirs[1]), *common],
-                                 dirs[1] / "start.log", env))
-
-        def two_nodes():
-            out = subprocess.run([ray_bin, "status", "--address", address], capture_output=True, text=True,
-                                 env={**procs.os.environ, **env}).stdout
-            return "2.0 CPU" in out.replace("0.0/2.0 CPU", "2.0 CPU")
-        procs.wait_for(two_nodes, 90, "the second node to join")
-        yield address
-    finally:
-        for node in reversed(nodes):
-            procs.stop(node)
-        for d in dirs:
-            procs.kill_matching(str(d))
-            shutil.rmtree(d, ignore_errors=True)
+    """A Ray head and a second node on 127.0.0.1 (tests/procs.py: two_node_ray): its address."""
+    with procs.two_node_ray() as cluster:
+        yield cluster.address
 
 
 @pytest.mark.slow
