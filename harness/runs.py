@@ -11,11 +11,22 @@
                                                         without config.yaml (an infeasible search sample) has
                                                         its MLflow params read as YAML values
 ``load_history(artifact)`` returns the per-epoch metrics in long form (run_id, row, seed, step, metric, value).
+
+None of them creates a store: a local one that does not exist is a ConfigError naming ``tracking_uri``
+(a mistyped path), one without the sweep's experiment an empty frame.
+
+They read a store in bulk, for a tracking server with thousands of runs: the runs in pages of
+``search_runs``; the configs from the params those pages hold (``_typed_configs`` says when that is
+exact, and reads config.yaml where it is not); the histories from a server one request per 100 runs
+and metric; and what a finished run holds, once (``harness.runcache``: a second report reads only
+``search_runs``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -24,13 +35,25 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import yaml
 
-from . import catalog, tracking
+from . import catalog, runcache, store, tracking, yamlio
 from .config import flatten
+from .errors import ConfigError
+
+NO_STORE = "an existing store (nothing is there; `harness run` writes one)"
+
+
+def _reader(tracking_uri: Optional[str]):
+    """The client of an existing store: MLflow would create an empty one at a mistyped SQLite path,
+    and a reader would then report that nothing was recorded instead of naming the path."""
+    uri = tracking.resolve_uri(tracking_uri)
+    if not tracking.check_readable(uri):
+        raise ConfigError("tracking_uri", uri, NO_STORE)
+    return tracking.client(uri)
 
 
 def _experiment(target: str, tracking_uri: Optional[str]):
     sweep, _ = catalog.resolve(target)
-    return sweep, tracking.client(tracking_uri).get_experiment_by_name(sweep.name)
+    return sweep, _reader(tracking_uri).get_experiment_by_name(sweep.name)
 
 
 def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
@@ -46,34 +69,44 @@ def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
 def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
               status: Optional[str] = None) -> pd.DataFrame:
     """Every run of ``artifact``'s sweep (an artifact id or a sweep name); optionally one profile/status."""
+    return _read(artifact, tracking_uri, profile, status)[2]
+
+
+def _read(artifact: str, tracking_uri: Optional[str], profile: Optional[str], status: Optional[str]):
+    """(experiment id, the listed MLflow runs, load_runs' frame); (None, [], empty frame) without the experiment."""
     sweep, exp = _experiment(artifact, tracking_uri)
     if exp is None:
-        return pd.DataFrame(columns=["run_id", "status", "row", "seed", "profile"])
+        return None, [], pd.DataFrame(columns=["run_id", "status", "row", "seed", "profile"])
     filters = []
     if profile:
         filters.append(f"tags.profile = '{profile}'")
     if status:
         filters.append(f"attributes.status = '{status}'")
     client = tracking.client(tracking_uri)
-    runs = _all_runs(client, exp.experiment_id, " and ".join(filters))
-    rows, configs = [], []
-    for r in runs:
-        if r.data.tags.get("search_parent") == "true":  # a search launch's parent run holds no trial
-            continue
+    uri = tracking.resolve_uri(tracking_uri)
+    # a search launch's parent run holds no trial
+    listed = [r for r in _all_runs(client, exp.experiment_id, " and ".join(filters))
+              if r.data.tags.get("search_parent") != "true"]
+    return exp.experiment_id, listed, _frame(listed, _configs(client, uri, exp.experiment_id, listed), uri)
+
+
+def _frame(listed: list, configs: list, uri: str) -> pd.DataFrame:
+    """load_runs' frame of MLflow runs and their ``{"config.<key>": value}`` (one dict per run, in order)."""
+    rows = []
+    for r in listed:
         row = {"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
                "start_time": pd.to_datetime(r.info.start_time, unit="ms"),
                "end_time": pd.to_datetime(r.info.end_time, unit="ms") if r.info.end_time else pd.NaT}
         row.update({k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")})
         row.update(r.data.metrics)
         rows.append(row)
-        configs.append(_typed_config(client, r))
     df = pd.DataFrame(rows)
     # object columns: a column of ints with a missing value would otherwise turn into floats (4 -> 4.0)
     # in the order MLflow lists params (sorted per run), a key a run lacks NaN there (None is a null value)
     columns = dict.fromkeys(k for c in configs for k in sorted(c))
     for key in columns:
         df[key] = pd.Series([c.get(key, math.nan) for c in configs], index=df.index, dtype=object)
-    df.attrs["tracking_uri"] = tracking.resolve_uri(tracking_uri)  # for report functions that fetch artifacts
+    df.attrs["tracking_uri"] = uri  # for report functions that fetch artifacts
     if "seed" in df:
         df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     return df
@@ -92,23 +125,124 @@ def _hashable(value):
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 
-def _typed_config(client, run) -> dict:
-    """``{"config.<key>": value}`` of one run: its config.yaml (what the trial resolved, exactly), or
-    its params parsed as YAML scalars when it has none (MLflow params are text, cut at 6000 chars)."""
+def _columns(values: dict) -> dict:
+    return {f"config.{k}": _hashable(v) for k, v in values.items()}
+
+
+def _configs(client, uri: str, experiment_id: str, listed: list) -> list:
+    """The config columns of each listed run: a finished run's from the cache, the others typed by
+    ``_typed_configs`` (then cached when finished)."""
+    cache = runcache.RunCache(uri, experiment_id)
+    cached = cache.read("configs")
+    values, fresh = {}, []
+    for r in listed:
+        entry = cached.get(r.info.run_id)
+        if entry and entry.get("stamp") and entry["stamp"] == runcache.stamp(r):
+            values[r.info.run_id] = entry["values"]
+        else:
+            fresh.append(r)
+    values.update(_typed_configs(client, fresh))
+    added = {r.info.run_id: {"stamp": runcache.stamp(r), "values": values[r.info.run_id]} for r in fresh
+             if runcache.stamp(r) and runcache.plain(values[r.info.run_id])}
+    if added:
+        cache.write("configs", {**cached, **added})
+    return [_columns(values[r.info.run_id]) for r in listed]
+
+
+def _typed_configs(client, runs: list) -> dict:
+    """``{run_id: {key: value}}``, each run's config typed exactly as its config.yaml holds it (or, for a
+    run without one, as its params read as YAML scalars), reading as few config.yaml files as that allows.
+
+    A run logs its whole flattened config twice: as params (``str(value)``, cut at PARAM_VALUE_MAX) and
+    typed in config.yaml. Reading the params back is exact where the text says its type: lists and
+    mappings (their items are repr-quoted), numbers, booleans, null. It is not for a value printed as
+    bare text: str "0.5" and float 0.5 both log ``0.5``, and float inf logs ``inf``, which reads as text.
+    So a run's params are trusted only when each reads back to a value that prints as the same text,
+    none is cut, and a config.yaml of a run with the same keys read as the same kinds agrees value for
+    value (one file per such shape: the shapes of a sweep are its rows' and samples' configs, few).
+    Every other run is read from its own config.yaml, as one always was. What this leaves open is a
+    key that holds text in some runs and, with the same printed form, another kind in the run that was
+    checked: a sweep would have to quote a number in one row and not in another.
+    """
+    memo: dict = {}
+
+    def read(text: str, loader):
+        key = (text, loader)
+        if key not in memo:
+            memo[key] = loader(text)
+        value = memo[key]
+        return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+
+    out, shapes = {}, {}
+    for r in runs:
+        params = r.data.params
+        if r.data.tags.get("infeasible") == "true":  # a refused sample: params only (tracking.record_infeasible)
+            out[r.info.run_id] = {k: read(t, _scalar) for k, t in params.items()}
+            continue
+        values = {k: read(t, _number_aware) for k, t in params.items()}
+        if not all(len(t) < tracking.PARAM_VALUE_MAX and tracking._param_text(values[k]) == t
+                   for k, t in params.items()):
+            out[r.info.run_id] = _config_values(client, r)
+            continue
+        shape = tuple(sorted((k, type(v).__name__) for k, v in values.items()))
+        shapes.setdefault(shape, []).append((r, values))
+    for members in shapes.values():
+        checked = False
+        for i, (r, values) in enumerate(members):
+            if checked:
+                out[r.info.run_id] = values
+                continue
+            text = _config_yaml_text(client, r)
+            out[r.info.run_id] = _from_text(text, r)
+            if text is None:  # no config.yaml: its params read as YAML scalars, as always; check the next one
+                continue
+            if not _identical(out[r.info.run_id], values):
+                for other, _ in members[i + 1:]:
+                    out[other.info.run_id] = _config_values(client, other)
+                break
+            checked = True
+    return out
+
+
+def _identical(a, b) -> bool:
+    """Equal and of the same types throughout (1 is not 1.0 nor True here; NaN is NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_identical, a, b))
+    if isinstance(a, float) and a != a:
+        return b != b
+    return a == b
+
+
+def _config_values(client, run) -> dict:
+    """One run's config as ``{key: value}``: its config.yaml (what the trial resolved, exactly), or its
+    params read as YAML scalars when it has none (MLflow params are text, cut at 6000 chars)."""
+    return _from_text(_config_yaml_text(client, run), run)
+
+
+def _from_text(text: Optional[str], run) -> dict:
+    if text is None:  # an infeasible search sample, a run made elsewhere
+        return {key: _scalar(value) for key, value in run.data.params.items()}
+    return flatten(yaml.safe_load(text) or {})
+
+
+def _config_yaml_text(client, run) -> Optional[str]:
+    """The text of the run's config.yaml, None when it has none: every artifact load_runs reads, it reads here."""
     from mlflow.exceptions import MlflowException
 
     try:
         local = _local_path(run.info.artifact_uri)
         if local is not None:  # the usual local store: read the file where it is
-            text = (local / "config.yaml").read_text()
-        else:  # a tracking server: one small download per run, without MLflow's progress bar per file
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            with tempfile.TemporaryDirectory() as tmp:
-                text = Path(client.download_artifacts(run.info.run_id, "config.yaml", tmp)).read_text()
-        values = flatten(yaml.safe_load(text) or {})
-    except (MlflowException, OSError):  # no config.yaml: an infeasible search sample, a run made elsewhere
-        values = {key: _scalar(text) for key, text in run.data.params.items()}
-    return {f"config.{k}": _hashable(v) for k, v in values.items()}
+            return (local / "config.yaml").read_text()
+        # a tracking server: one small download, without MLflow's progress bar per file
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(client.download_artifacts(run.info.run_id, "config.yaml", tmp)).read_text()
+    except (MlflowException, OSError):
+        return None
 
 
 def _local_path(uri: Optional[str]) -> Optional[Path]:
@@ -126,19 +260,75 @@ def _scalar(text: str):
         return text
 
 
+PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+WORDS = {"True": True, "False": False, "null": None}  # how tracking._param_text prints booleans and None
+
+
+def _number_aware(text: str):
+    """A param as harness.yamlio reads it: 1e-05 (how Python prints a small float) is a number there,
+    text to PyYAML. The forms Python prints ints, finite floats, booleans and None in are read without
+    YAML (thousands of distinct params, 1-2 ms each through the YAML loader): what they give is checked
+    against config.yaml like any other reading."""
+    if PLAIN_INT.fullmatch(text):
+        return int(text)
+    if text in WORDS:
+        return WORDS[text]
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number) and repr(number) == text:
+        return number
+    try:
+        return yamlio.load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def load_history(artifact: str, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
                  metrics: tuple = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")) -> pd.DataFrame:
     """Per-epoch values of ``metrics`` for every run, long form, sorted by run and step."""
-    runs = load_runs(artifact, tracking_uri, profile)
-    client = tracking.client(tracking_uri)
+    experiment_id, listed, runs = _read(artifact, tracking_uri, profile, None)
+    histories = {}
+    if listed:  # _read has checked that the store exists
+        histories = _histories(tracking.client(tracking_uri), tracking.resolve_uri(tracking_uri), experiment_id,
+                               listed, metrics)
     rows = []
     for _, r in runs.iterrows():
         for m in metrics:
-            for point in client.get_metric_history(r["run_id"], m):
+            for step, value in histories[r["run_id"]][m]:
                 rows.append({"run_id": r["run_id"], "row": r.get("row"), "seed": r.get("seed"),
-                             "step": point.step, "metric": m, "value": point.value})
+                             "step": step, "metric": m, "value": value})
     df = pd.DataFrame(rows, columns=["run_id", "row", "seed", "step", "metric", "value"])
     return df.sort_values(["run_id", "metric", "step"]).reset_index(drop=True)
+
+
+def _histories(client, uri: str, experiment_id: str, listed: list, metrics) -> dict:
+    """``{run_id: {metric: [(step, value), ...]}}`` in MLflow's order (time, step, value): a finished run's
+    from the cache, the rest from the store (then cached when finished)."""
+    cache = runcache.RunCache(uri, experiment_id)
+    cached = cache.read("history")
+    out, have, wanted = {}, {}, {m: [] for m in metrics}
+    for r in listed:
+        run_id, stamp = r.info.run_id, runcache.stamp(r)
+        entry = cached.get(run_id)
+        have[run_id] = entry["metrics"] if stamp and entry and entry.get("stamp") == stamp else {}
+        out[run_id] = {m: [tuple(p) for p in have[run_id][m]] for m in metrics if m in have[run_id]}
+        for m in wanted:
+            if m not in have[run_id]:
+                wanted[m].append(run_id)
+    fetched = set()
+    for (run_id, m), points in store.metric_histories(client, uri, wanted).items():
+        out[run_id][m] = points
+        fetched.add(run_id)
+    added = {}
+    for r in listed:
+        stamp = runcache.stamp(r)
+        if stamp and r.info.run_id in fetched:
+            added[r.info.run_id] = {"stamp": stamp, "metrics": {**have[r.info.run_id], **out[r.info.run_id]}}
+    if added:
+        cache.write("history", {**cached, **added})
+    return out
 
 
 def load_model(run_id: str, tracking_uri: Optional[str] = None):
@@ -151,7 +341,7 @@ def load_model(run_id: str, tracking_uri: Optional[str] = None):
     from . import models
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = tracking.client(tracking_uri).download_artifacts(run_id, "model.pt", tmp)
+        path = _reader(tracking_uri).download_artifacts(run_id, "model.pt", tmp)
         saved = torch.load(path, map_location="cpu", weights_only=True)
     model = models.build(saved["name"], **saved["build_kwargs"])
     # a model pruned with torch.nn.utils.prune (the `prune` method) saves <param>_orig and <param>_mask:
@@ -165,7 +355,9 @@ def load_model(run_id: str, tracking_uri: Optional[str] = None):
 
 
 def count_runs(sweep_name: str, tracking_uri: Optional[str] = None) -> int:
-    """Runs recorded in a sweep's experiment (0 when the store or the experiment does not exist)."""
+    """Runs recorded in a sweep's experiment (0 when the experiment does not exist). The caller checks
+    once that the store exists (``tracking.check_readable``, as ``harness list`` does): MLflow would
+    create one at a path that has none."""
     client = tracking.client(tracking_uri)
     exp = client.get_experiment_by_name(sweep_name)
     return 0 if exp is None else len(_all_runs(client, exp.experiment_id))
