@@ -173,7 +173,8 @@ def _schedule_note(runs: pd.DataFrame) -> str | None:
     if schedules == {"cosine_iter"}:
         return ("Learning rate: cosine decay set before every iteration at its fractional epoch (train.schedule "
                 "cosine_iter, Sec. 2.2: \"based on the iteration number\"), so a reduced epoch of fewer batches "
-                f"spans a whole epoch of the curve; {gap}. The logged `lr` is each epoch's first step's.")
+                f"spans a whole epoch of the curve; {gap}. The logged `lr` is each epoch's last step's (its first "
+                "step's in runs before issue 23).")
     return ("Learning rate: cosine decay stepped once per epoch (train.schedule cosine), not per iteration as Sec. "
             f"2.2 says (\"based on the iteration number\"): {gap}.")
 

@@ -13,8 +13,9 @@ from typing import Optional
 import pandas as pd
 
 from harness import runs as recorded, catalog
+from harness.sweepfile import PROFILES
 
-PROFILE_ORDER = ("paper", "quick", "smoke")  # the most faithful recorded profile is reported by default
+PROFILE_ORDER = PROFILES  # the most faithful recorded profile is reported by default
 
 
 @dataclass
