@@ -1,9 +1,13 @@
 """Sweep files and the artifacts (paper tables and figures) they feed.
 
 A sweep file in ``sweeps/`` is data (YAML, never evaluated) and declares:
-  name, paper          the sweep (= the MLflow experiment) and the paper's key
+  name, paper          the sweep (= the MLflow experiment) and its paper: any name (``harness list --paper``)
+  plugins, published   the user's own code it needs (harness.plugins: module names, or .py files and package
+                       folders relative to this file) and its paper's published values (a YAML file beside it,
+                       read as harness_analysis/published/<paper>.yaml is)
   artifacts            tables/figures rendered from its runs: id, kind, number, title, report
-                       (``module:function`` of a ``make_`` function in ``analysis/``); ``runs: false``
+                       (``module:function`` of a ``make_`` function in ``harness_analysis``, the folder
+                       analysis/); ``runs: false``
                        for one computed from the built models alone (a count table)
   base                 the RunConfig shared by every cell (the paper protocol)
   rows                 the paper's rows: a ``label`` and a config overlay each
@@ -32,21 +36,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from . import plugins as plugin_modules
 from . import search as search_space
+from . import shipped
 from .checks import checked
 from .config import RunConfig, apply_overrides, deep_merge
 from .errors import ConfigError
-from .sweepfile import KEYS, require as _require, typed as _typed
+from .sweepfile import KEYS, PROFILES, ROW_KEYS, check_label, refuse_unknown, require as _require, typed as _typed
 from .sweepfile import read as _read, template_rows as _template_rows
 
-PAPERS = ("zheng", "poellot", "calli", "jiang", "jin", "cross")  # cross: one design space over all five
 KINDS = ("table", "figure")
-PROFILES = ("paper", "quick", "smoke")
 ARTIFACT_KEYS = ("id", "kind", "number", "title", "report", "runs", "options")
+PROFILE_KEYS = ("config", "axes", "rows", "search")
+VARIANT_KEYS = tuple(k for k in KEYS if k not in ("extends", "sweeps"))  # what one entry of sweeps: may set
 
 
 def sweeps_dir() -> Path:
-    return Path(os.environ.get("HARNESS_SWEEPS") or Path(__file__).resolve().parents[1] / "sweeps")
+    """$HARNESS_SWEEPS, else the checkout's sweeps/, else the installed wheel's (harness.shipped)."""
+    return shipped.sweeps_dir()
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Sweep:
     axes: dict
     profiles: dict = field(default_factory=dict)
     search: Optional[dict] = None  # the search: block as written; see search_plan
+    plugins: tuple = ()  # the plugin entries its file names (harness.plugins), imported when it was read
 
     @property
     def is_search(self) -> bool:
@@ -229,10 +237,7 @@ def load_sweeps(path: Path) -> list[Sweep]:
                       optional=False)
         if name in [s.name for s in out]:
             raise ConfigError(f"{path.name}.sweeps[{i}].name", name, "a sweep name no other entry uses")
-        for key in v:
-            if key not in KEYS or key in ("extends", "sweeps"):
-                raise ConfigError(f"{path.name}.sweeps[{i}].{key}", v[key], "a sweep key: one of "
-                                  + ", ".join(k for k in KEYS if k not in ("extends", "sweeps")))
+        refuse_unknown(v, VARIANT_KEYS, f"{path.name}.sweeps[{i}]", "a sweep key: one of " + ", ".join(VARIANT_KEYS))
         out.append(_build(deep_merge(d, v), path, f"{path.name}#{name}", f"{path}#{name}"))
     return out
 
@@ -252,39 +257,46 @@ def load_sweep(path: Path, name: Optional[str] = None) -> Sweep:
 def _build(d: dict, path: Path, where: str, address: str) -> Sweep:
     name, paper = _require(d, "name", where), _require(d, "paper", where)
     _typed(name, str, f"{where}.name", "a string (the MLflow experiment)", optional=False)
-    if paper not in PAPERS:
-        raise ConfigError(f"{where}.paper", paper, "one of " + ", ".join(PAPERS))
+    _typed(paper, str, f"{where}.paper", "a paper's name (any string: harness list --paper filters by it)",
+           optional=False)
+    if d.get("published") is not None:  # first: a plugin's builder may read its values as it is imported
+        published = _typed(d["published"], str, f"{where}.published", "a YAML file of published values")
+        plugin_modules.add_published(paper, path.parent / published, f"{where}.published")
+    loaded = plugin_modules.load(d.get("plugins") or [], path.parent, f"{where}.plugins")  # before any name is checked
     arts = []
     for i, a in enumerate(_typed(_require(d, "artifacts", where), list, f"{where}.artifacts", "a list of artifacts",
                                  optional=False)):
         at = f"{where}.artifacts[{i}]"
         _typed(a, dict, at, "a mapping of id, kind, number, title, report", optional=False)
-        for key in a:
-            if key not in ARTIFACT_KEYS:
-                raise ConfigError(f"{at}.{key}", a[key], "an artifact key: one of " + ", ".join(ARTIFACT_KEYS))
+        refuse_unknown(a, ARTIFACT_KEYS, at, "an artifact key: one of " + ", ".join(ARTIFACT_KEYS))
         if a.get("kind") not in KINDS:
             raise ConfigError(f"{at}.kind", a.get("kind"), "table or figure")
         for key in ("id", "title", "report"):
             _typed(_require(a, key, at), str, f"{at}.{key}", "a string", optional=False)
         if a["report"].count(":") != 1:
             raise ConfigError(f"{at}.report", a["report"],
-                              "module:function, e.g. analysis.jiang:make_performance_table")
+                              "module:function, e.g. harness_analysis.jiang:make_performance_table")
         arts.append(Artifact(id=a["id"], paper=paper, kind=a["kind"], number=str(_require(a, "number", at)),
                              title=a["title"], sweep=name, report=a["report"], runs=bool(a.get("runs", True)),
                              options=dict(_typed(a.get("options"), dict, f"{at}.options", "a mapping") or {}),
                              sweep_file=address))
-    if d.get("search") is not None and (d.get("rows") or d.get("row_template")):
-        raise ConfigError(f"{where}.rows", [r.get("label") if isinstance(r, dict) else r for r in d.get("rows") or []]
-                          or "row_template",
+    if d.get("search") is not None and (d.get("rows") is not None or d.get("row_template")):
+        raise ConfigError(f"{where}.rows", d["rows"] if d.get("rows") is not None else "row_template",
                           "absent beside search: (a search samples its configurations; shared settings go in base)")
     _typed(d.get("search"), dict, f"{where}.search", "a mapping (see README: Search)")
-    rows = (_typed(d.get("rows"), list, f"{where}.rows", "a list of rows") or []) + _template_rows(
-        d.get("row_template"), f"{where}.row_template")
+    written = _typed(d.get("rows"), list, f"{where}.rows", "a list of rows") or []
+    rows = written + _template_rows(d.get("row_template"), f"{where}.row_template")
+    if not rows and d.get("rows") is not None:  # no rows: key at all is the one default row; [] is a mistake
+        raise ConfigError(f"{where}.rows", d["rows"], "at least one row (or no rows: key, for one default row)")
     rows = tuple(rows or [{"label": "default", "config": {}}])
     for i, r in enumerate(rows):
-        _typed(r, dict, f"{where}.rows[{i}]", "a mapping of label and config", optional=False)
-        _typed(_require(r, "label", f"{where}.rows"), str, f"{where}.rows[{i}].label", "a string", optional=False)
-        _typed(r.get("config"), dict, f"{where}.rows[{i}].config", "a mapping (a config overlay)")
+        at = (f"{where}.rows[{i}]" if i < len(written) or not d.get("row_template")
+              else f"{where}.row_template[{i - len(written)}]")  # the template's generated rows, counted from 0
+        _typed(r, dict, at, "a mapping of label and config", optional=False)
+        refuse_unknown(r, ROW_KEYS, at, "a row key: label or config")
+        _typed(_require(r, "label", f"{where}.rows"), str, f"{at}.label", "a string", optional=False)
+        check_label(r["label"], f"{at}.label")
+        _typed(r.get("config"), dict, f"{at}.config", "a mapping (a config overlay)")
     labels = [r["label"] for r in rows]
     for i, label in enumerate(labels):
         if labels.count(label) > 1:
@@ -298,17 +310,22 @@ def _build(d: dict, path: Path, where: str, address: str) -> Sweep:
     for p, prof in profiles.items():
         at = f"{where}.profiles.{p}"
         _typed(prof, dict, at, "a mapping of config, axes, rows, search, or empty")
+        refuse_unknown(prof or {}, PROFILE_KEYS, at, "a profile key: one of " + ", ".join(PROFILE_KEYS))
         for key, kind in (("config", dict), ("axes", dict), ("rows", list), ("search", dict)):
             _typed((prof or {}).get(key), kind, f"{at}.{key}", f"a {'list' if kind is list else 'mapping'}")
+        if (prof or {}).get("rows") == []:  # cells() reads an empty list as "every row"
+            raise ConfigError(f"{at}.rows", [], "a non-empty list of row labels (or no rows: key, for every row)")
     return Sweep(name=name, paper=paper, path=path, artifacts=tuple(arts), base=base, rows=rows,
-                 axes=axes, profiles=profiles, search=d.get("search"))
+                 axes=axes, profiles=profiles, search=d.get("search"),
+                 plugins=tuple(plugin_modules.origin(spec) for spec in loaded))
 
 
 def report_function(artifact: Artifact):
     """The ``make_`` function an artifact's ``report`` names; ConfigError before any run when it does not exist."""
     import importlib
 
-    module, _, name = artifact.report.partition(":")
+    module, _, name = shipped.current_report(artifact.report, artifact.sweep_file.partition("#")[0]
+                                             or artifact.sweep).partition(":")
     key = f"{Path(artifact.sweep_file).name or artifact.sweep}.artifacts.{artifact.id}.report"
     try:
         fn = getattr(importlib.import_module(module), name, None)
@@ -328,13 +345,22 @@ def report_function(artifact: Artifact):
 
 
 def all_sweeps() -> dict[str, Sweep]:
-    out = {}
+    out, failed = {}, {}
     for path in sorted(sweeps_dir().glob("*.yaml")):
-        for s in load_sweeps(path):
+        try:
+            loaded = load_sweeps(path)
+        except ConfigError as e:  # raised below unless a sweep names this file as its published values
+            failed[path.resolve()] = e
+            continue
+        for s in loaded:
             if s.name in out:
                 raise ConfigError(f"{path.name}.name", s.name,
                                   f"a sweep name {out[s.name].path.name} does not also use")
             out[s.name] = s
+    values = {plugin_modules.published_file(s.paper) for s in out.values()}
+    for path, error in failed.items():
+        if path not in values:
+            raise error
     return dict(sorted(out.items()))  # by name, as when every sweep had a file of its own name
 
 

@@ -3,6 +3,7 @@ coercion that checks a value against its declared type: RunConfig's fields and e
 model's, conv variant's and method's options (their annotated parameters) alike."""
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import types
@@ -19,6 +20,12 @@ class ConfigError(ValueError):
 
     def __reduce__(self):  # Ray pickles a trial's exception; the default would call __init__(message)
         return type(self), (self.key, self.value, self.valid)
+
+
+def nearest(word, valid) -> str:
+    """" (did you mean 'label'?)" when ``word`` looks like a typo of one of ``valid``, else ""."""
+    close = difflib.get_close_matches(str(word), [str(v) for v in valid], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class DatasetNotFound(FileNotFoundError):

@@ -37,7 +37,8 @@ def _signature(name: str) -> inspect.Signature:
 
 
 def describe(name: str) -> dict:
-    """{"name", "family", "summary": first docstring line, "options": {option: default}}."""
+    """{"name", "family", "summary": first docstring line, "options": {option: default}, "origin":
+    built-in, or the plugin that registered it}."""
     builder = MODELS.get(name)
     doc = inspect.getdoc(builder) or ""
     return {
@@ -46,6 +47,7 @@ def describe(name: str) -> dict:
         "summary": doc.splitlines()[0] if doc else "",
         "options": {**{key: param.default for key, param in _signature(name).parameters.items()},
                     **COMMON_OPTIONS},
+        "origin": MODELS.origin(name),
     }
 
 
@@ -56,8 +58,8 @@ def check_options(name: str, options: dict, _deep: bool = True) -> None:
         if option not in types:
             raise ConfigError(f"model.{option}", value, "one of " + ", ".join(types))
         coerce(f"model.{option}", value, types[option], strict=True)
-    if "conv" in options and options["conv"] not in CONVS:
-        raise ConfigError("model.conv", options["conv"], "one of " + ", ".join(CONVS.names()))
+    if "conv" in options:
+        CONVS.get(options["conv"])
     with torch.device("meta"):  # a variant checks its options on a probe conv: ConfigError before Ray starts;
         probe = nn.Sequential(nn.Conv2d(4, 4, 3))  # on the meta device it allocates nothing and draws no RNG
         layers.convert_convs(probe, options.get("conv", "dense"), options.get("conv_options"))
