@@ -2,7 +2,9 @@
 
 Each builder takes the optimizer and the TrainConfig and returns a torch LR scheduler that the
 Trainer steps once per epoch. ``cosine_iter`` also moves within an epoch: it has a ``seek(position)``
-method (position in epochs, fractional), which the Trainer calls before every optimizer step.
+method (position in epochs, fractional), which the Trainer calls before every optimizer step
+(harness.methods.parts.IterationLR), so it owns the lr (registered ``owns=("lr",)``): a training
+method that also sets the lr is refused with it (harness.owners).
 Importing this module imports no torch (each builder imports it when called), so the driver's
 config checks can list the valid names without paying for torch.
 """
@@ -78,7 +80,7 @@ def _cosine_per_iteration():
     return CosinePerIteration
 
 
-@SCHEDULES.register("cosine_iter")
+@SCHEDULES.register("cosine_iter", owns=("lr",))  # sets the lr every iteration (harness.owners)
 def _cosine_iter(optimizer, cfg):
     # warm-up is part of the curve (per iteration too), so build_scheduler adds no LinearLR in front
     return _cosine_per_iteration()(optimizer, cfg.epochs, cfg.warmup_epochs, cfg.warmup_start)

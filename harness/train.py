@@ -11,7 +11,9 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
   images_per_s            images trained this epoch / epoch_time_s
   samples_seen            images trained so far, all epochs
   train_time_s            sum of epoch_time_s so far (the papers' "training time")
-  lr, momentum, batch_size  used in this epoch (after the training method's before_epoch);
+  lr, momentum            the optimizer's at the epoch's last step (after a per-iteration
+                          schedule set that batch's lr): what the steps used
+  batch_size              the loader's this epoch (after the training method's before_epoch);
                           sampling_ratio, batches: the sampler's choice
   data_time_s             the part of epoch_time_s the loop waited for its next batch (host time:
                           exact on CPU; on a GPU the loader's kernels run asynchronously and their
@@ -19,10 +21,14 @@ Per epoch it reports (accuracies in percent, top-1 unless named):
   corrupt_skipped         streaming with data.skip_corrupt: unreadable images left out so far (this process)
   compute_time_s          epoch_time_s - data_time_s: forward, backward, optimizer step
 A training method (``method:``, harness.methods.base) adds its own metrics to each epoch and the end;
-its hooks see a MethodContext, not the Trainer. A model may declare (harness.models.base) its own
-training loss (OwnLoss: ensembles train each member on its own loss) and weights fitted on the
-validation split after each epoch's training, before evaluation (FitsOnValidation: a stack's member
-weights, so its val_acc is measured on the data it was fitted on; test_acc is not).
+its hooks and batch events (before_batch, loss, after_backward, after_step, before_eval) see a
+MethodContext, not the Trainer. The batch loop holds no special case: a model's own training loss
+(OwnLoss: ensembles train each member on its own loss), a per-iteration lr, fp16's unscaling and a
+stack's validation fit (FitsOnValidation: member weights fitted on the validation split after each
+epoch's training, before evaluation, so its val_acc is measured on the data it was fitted on;
+test_acc is not) are built-in parts on those events (harness.methods.parts), chosen at setup, and
+the loop calls only the events some part or the method overrides. ``check_owners`` (harness.owners)
+refuses a method that sets what the schedule sets.
 At the end (``Result.final``, harness.runner): params, macs, flops (= 2 x macs), nonzero_params,
 binary_adds of the model at the dataset's input size, the epoch selected on validation, the
 sampler's predicted time ratio and the method's finish().
@@ -46,15 +52,16 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from . import data as datasets
 from . import measure, models
 from .config import RunConfig
 from .errors import ConfigError
 from .methods import base as methods_base, sampling
-from .methods.base import BatchControl, MethodContext, TrainMethod
-from .models.base import FitsOnValidation, OwnLoss
+from .methods.base import EVENTS, BatchControl, MethodContext, TrainMethod
+from .methods.parts import builtin_parts, forward_step
+from .owners import check_owners
+from .registry import EXPERIMENTS
 from .runner import COUNT_KEYS, SELECTION_KEYS, OnEpoch, Result, Runner, prepare
 from .schedules import build_scheduler
 
@@ -136,12 +143,17 @@ class Trainer:
         self.state = EpochState()
         self.method = method if method is not None else methods_base.build_method(cfg.method.name,
                                                                                    cfg.method.options)
+        check_owners(cfg, self.method)
         self.context = MethodContext(cfg=cfg, model=self.model, optimizer=self.optimizer,
                                      batches=BatchControl(self.train_loader), counts=self.profile,
                                      device=self.device, input_shape=self.input_shape,
                                      num_classes=info.num_classes, ratios=self.ratios,
-                                     val_loader=self.val_loader, test_loader=self.test_loader)
+                                     val_loader=self.val_loader, test_loader=self.test_loader, scaler=self.scaler)
         self.method.setup(self.context)
+        # decided once: the step's forward, and per event the handlers that override it (built-in parts first)
+        self.forward = forward_step(self.model)
+        parts = builtin_parts(self.model, self.scheduler, self.scaler, self.optimizer, self.val_loader, self.method)
+        self.events = {event: [h for part in (*parts, self.method) for h in part.handlers(event)] for event in EVENTS}
 
     def _build_loaders(self, cfg: RunConfig, threads: Optional[int]):
         """The three loaders of ``data.loader`` resolved against this device's budget; sets
@@ -220,8 +232,8 @@ class Trainer:
         extra = self.method.before_epoch(self.context, epoch) or {}
         ratio = self.ratios[epoch - 1]
         n_batches = sampling.batches_per_epoch(ratio, len(self.train_loader))
-        lr = self.optimizer.param_groups[0]["lr"]
-        momentum = self.optimizer.param_groups[0].get("momentum", 0.0)
+        group = self.optimizer.param_groups[0]
+        lr, momentum = group["lr"], group.get("momentum", 0.0)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -230,8 +242,9 @@ class Trainer:
         _sync(self.device)
         start = time.perf_counter()
         batches = self.train_loader.epoch(epoch, num_batches=n_batches)
-        own_loss = isinstance(self.model, OwnLoss)  # a model with its own loss (ensembles)
-        seek = getattr(self.scheduler, "seek", None)  # a per-iteration schedule (cosine_iter)
+        ctx = self.context
+        ctx.epoch, ctx.num_batches = epoch, n_batches
+        before_batch, loss_events, after_backward, after_step = (self.events[e] for e in methods_base.BATCH_EVENTS)
         index = 0
         while True:
             fetch = time.perf_counter()
@@ -240,21 +253,25 @@ class Trainer:
             except StopIteration:
                 break
             data_time_s += time.perf_counter() - fetch
-            if seek is not None:  # this batch's lr, at its fractional epoch (a reduced epoch spans a whole one)
-                seek(epoch - 1 + index / n_batches)
+            ctx.batch_index = index
             index += 1
+            for event in before_batch:
+                x, y = event(ctx, x, y)
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
-                if own_loss:
-                    logits, loss = self.model.forward_train(x, y)
-                else:
-                    logits = self.model(x)
-                    loss = F.cross_entropy(logits, y)
+                logits, loss = self.forward(x, y)
+                for event in loss_events:
+                    loss = event(ctx, x, y, logits, loss)
             self.optimizer.zero_grad(set_to_none=True)
             # fp16 scales the loss against underflow; disabled (fp32, bf16) these are backward() and step()
             self.scaler.scale(loss).backward()
+            for event in after_backward:
+                event(ctx)
+            lr, momentum = group["lr"], group.get("momentum", 0.0)  # what this step uses: logged for the last
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            for event in after_step:
+                event(ctx)
             # accumulate on the device: no host sync per step
             loss_sum += loss.detach() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
@@ -283,8 +300,8 @@ class Trainer:
         for epoch in range(self.state.epoch + 1, self.cfg.train.epochs + 1):
             metrics = self.train_epoch(epoch)
             start = time.perf_counter()
-            if isinstance(self.model, FitsOnValidation):  # a stack fits its weights on val (Zheng's SC-CNN)
-                metrics.update(self.model.fit_on_validation(self.val_loader) or {})
+            for event in self.events["before_eval"]:  # a stack fits its weights on val (Zheng's SC-CNN)
+                metrics.update(event(self.context, epoch) or {})
             metrics["val_acc"], _ = evaluate(self.model, self.val_loader, self.device, self.amp_dtype)
             metrics["test_acc"], metrics["test_acc5"] = evaluate(self.model, self.test_loader, self.device,
                                                                  self.amp_dtype)
@@ -314,14 +331,14 @@ class Trainer:
 
 
 def build_runner(cfg: RunConfig, threads: Optional[int] = None, on_data: Optional[OnData] = None) -> Runner:
-    """The Trainer for ``cfg``, or, when ``method.name`` is an experiment (harness.methods.base.Experiment),
+    """The Trainer for ``cfg``, or, when ``method.name`` is an experiment (harness.registry.EXPERIMENTS),
     that experiment's own runner. The method is built here, once per trial, and handed on; ``on_data``
     gets the Trainer's loader tags and dataset (an experiment reads its data itself).
 
     It lives here rather than in harness.runner, which the runners import: harness stays free of
     import cycles."""
     method = methods_base.build_method(cfg.method.name, cfg.method.options)
-    if isinstance(method, methods_base.Experiment):
+    if cfg.method.name in EXPERIMENTS:
         return method.runner(cfg, threads=threads)
     return Trainer(cfg, threads=threads, method=method, on_data=on_data)
 

@@ -1,7 +1,6 @@
-"""Training methods: what changes how a model is trained (samplers, pruning, schedules, ...)."""
-from . import base, sampling  # noqa: F401  (registers the samplers and the `none` training method)
-from . import compress  # noqa: E402,F401  (Çallı's approximation of a trained model: the `approximate` method)
-from . import node_pruning, residual_pruning  # noqa: E402,F401  (Çallı's node pruning in training cycles: experiments)
-from . import poellot  # noqa: E402,F401  (Pöllot et al.: the `flop_budget` method, FLOP budget and batch timing)
-from . import chain, dbs, pruning  # noqa: E402,F401  (Zheng et al.: `prune`, `dbs`, and `chain` to combine them)
-from . import latency  # noqa: E402,F401  (forward latency of a built model, recorded by a trial: `latency`)
+"""What changes how a model is trained: samplers (harness.registry.SAMPLERS), training methods (METHODS)
+and experiments (EXPERIMENTS), one module per method or family of them.
+
+This file imports none of them: each registry imports its own modules on its first lookup
+(harness.registry.METHOD_MODULES), so a config check that asks for a sampler imports no torch.
+"""

@@ -1,35 +1,57 @@
 """The training-method hook: what a method may change between epochs, and when, through what.
 
 ``method: {name: ..., options: {...}}`` in a RunConfig names one class registered as
-``@METHODS.register(name, kind="train")``. ``harness.train.build_runner`` builds it once per trial
-(``Method(**options)``; a bad option raises ConfigError there, and config validation builds its
-own copy for the check, so the error comes before Ray starts), hands it to the Trainer, which calls:
+``@METHODS.register(name)`` (harness.registry.METHODS, the training methods). ``harness.train.build_runner``
+builds it once per trial (``Method(**options)``; a bad option raises ConfigError there, and config
+validation builds its own copy for the check, so the error comes before Ray starts), hands it to the
+Trainer, which calls:
 
   setup(ctx)                        once, after model, optimizer and loaders exist
   before_epoch(ctx, epoch) -> dict  may set the learning rate, momentum, batch size, masks ...
+  before_batch(ctx, x, y) -> (x, y) each batch, before the forward pass: a batch transform (mixup)
+  loss(ctx, x, y, logits, loss) -> loss   after the forward pass, inside its autocast: a loss
+                                    term (distillation, a regularizer); the returned loss is the
+                                    one back-propagated and logged as train_loss
+  after_backward(ctx)               gradients present (unscaled under fp16), before the optimizer
+                                    step: clipping, straight-through estimators, gradient surgery
+  after_step(ctx)                   after the optimizer step (and fp16's scaler update)
+  before_eval(ctx, epoch) -> dict   after the epoch's training, before val/test evaluation (a
+                                    stack fits its member weights on validation here)
   after_epoch(ctx, epoch, metrics) -> dict   sees val_acc and samples_seen; may prune, or plan ahead
   finish(ctx) -> dict               final metrics of the method (achieved sparsity, ...)
   state_dict() / load_state_dict(sd)   whatever it must carry across a checkpoint and a retry
 
-After Composer's ``State``, the hooks see a ``MethodContext``, not the Trainer: the config, the
-model, the optimizer, the train loader's batch-size control, the model's counts, the device and
-the evaluation loaders; a method keeps its own state on itself. Returned dicts are merged into the
-epoch's (or final) metrics, so a method's own quantities are logged like every other metric. The
-per-epoch ``lr``, ``momentum`` and ``batch_size`` metrics are read after ``before_epoch``, so they
-show what the epoch really used. After fvcore's ParamScheduler and ShrinkBench's strategies, a
-method stays small: the defaults below do nothing.
+After Composer's ``State`` and ``Event``, the hooks see a ``MethodContext``, not the Trainer: the
+config, the model, the optimizer, the train loader's batch-size control, the model's counts, the
+device and the evaluation loaders, and, kept current by the Trainer, ``epoch``, ``batch_index``
+(0-based, in this epoch) and ``num_batches`` (this epoch's); a method keeps its own state on itself.
+The Trainer decides at setup which events each method overrides (``handlers``) and calls only those,
+in order: its built-in parts first (harness.methods.parts: the per-iteration lr, fp16's unscaling,
+the stack's validation fit), then the method; a trial whose method overrides no batch event runs
+the loop it ran before events existed. Returned dicts are merged into the epoch's (or final)
+metrics, so a method's own quantities are logged like every other metric. The per-epoch ``lr`` and
+``momentum`` metrics are the optimizer's at the epoch's last step (after a per-iteration schedule
+has set it), ``batch_size`` the loader's, so they show what the steps really used.
 
-An experiment (``kind="experiment"``) is not classification training: it brings its own runner
-(``Experiment.runner``). ``uses_dataset=False`` in its registration says it makes its own data, so
-no dataset need be on disk (``METHODS.meta(name).get("uses_dataset", True)``).
+A method declares what it sets (``owns``, a subset of RESOURCES: lr, momentum, batch_size, masks);
+a per-iteration schedule (``train.schedule: cosine_iter``) owns the lr. Two owners of one resource,
+in a chain or a method beside such a schedule, are a ConfigError naming both (harness.owners).
+After fvcore's ParamScheduler and ShrinkBench's strategies, a method stays small: the defaults below
+do nothing.
+
+An experiment (``@EXPERIMENTS.register(name)``, harness.registry.EXPERIMENTS) is not classification
+training: it brings its own runner (``Experiment.runner``), and ``method.name`` names it as it names a
+training method. Its registration declares what it does not need: ``uses_dataset=False`` (it makes its
+own data: no dataset need be on disk), ``builds_model=False`` (it builds a network of its own, not
+``model.name``); the driver reads them with ``harness.registry.method_flag``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from ..registry import METHODS
+from ..registry import METHODS, method_registry
 
 
 class BatchControl:
@@ -51,10 +73,15 @@ class BatchControl:
         """Training images (the split, before a sampler's ratio)."""
         return self._loader.num_samples
 
+    def epoch(self, epoch: int):
+        """The (images, labels) training batches of ``epoch``, ordered and augmented as the Trainer's are:
+        for a method that trains a model of its own on the run's data (a distillation teacher)."""
+        return self._loader.epoch(epoch)
+
     def first_images(self, n: int) -> list:
         """The first ``n`` training batches' images of epoch 0, augmented as in training (calibration data)."""
         images = []
-        for x, _ in self._loader.epoch(0):
+        for x, _ in self.epoch(0):
             images.append(x)
             if len(images) == n:
                 break
@@ -76,13 +103,40 @@ class MethodContext:
     ratios: list  # the sampler's per-epoch sampling ratios (1.0 = every batch)
     val_loader: Any = None  # the evaluation loaders (device-resident, unshuffled), for a method that evaluates
     test_loader: Any = None
+    scaler: Any = None  # torch.amp.GradScaler (enabled under train.precision fp16 only)
+    # kept current by the Trainer for the batch events:
+    epoch: int = 0  # 1-based epoch being trained
+    batch_index: int = 0  # 0-based index of the batch in this epoch
+    num_batches: int = 0  # batches this epoch trains (the sampler's share of the split)
+
+
+RESOURCES = ("lr", "momentum", "batch_size", "masks")  # what a method may own (TrainMethod.owns)
+BATCH_EVENTS = ("before_batch", "loss", "after_backward", "after_step")
+EVENTS = BATCH_EVENTS + ("before_eval",)  # the events the Trainer dispatches through handlers()
 
 
 class TrainMethod:
+    owns: frozenset = frozenset()  # the RESOURCES this method sets; one owner each per run
+
     def setup(self, ctx: MethodContext) -> None:
         pass
 
     def before_epoch(self, ctx: MethodContext, epoch: int) -> dict:
+        return {}
+
+    def before_batch(self, ctx: MethodContext, x, y) -> tuple:
+        return x, y
+
+    def loss(self, ctx: MethodContext, x, y, logits, loss):
+        return loss
+
+    def after_backward(self, ctx: MethodContext) -> None:
+        pass
+
+    def after_step(self, ctx: MethodContext) -> None:
+        pass
+
+    def before_eval(self, ctx: MethodContext, epoch: int) -> dict:
         return {}
 
     def after_epoch(self, ctx: MethodContext, epoch: int, metrics: dict) -> dict:
@@ -97,14 +151,23 @@ class TrainMethod:
     def load_state_dict(self, sd: dict) -> None:
         pass
 
+    def handlers(self, event: str) -> list[Callable]:
+        """The callables the Trainer runs on ``event`` (one of EVENTS), in order: this method's own
+        when it overrides the default, else none, so an event nobody uses costs nothing per batch."""
+        return [getattr(self, event)] if getattr(type(self), event) is not getattr(TrainMethod, event) else []
 
-@METHODS.register("none", kind="train")
+    def owners(self, label: str) -> list[tuple[str, frozenset]]:
+        """(who, what it owns) for this method and the methods it is made of; ``label`` names it."""
+        return [(label, frozenset(self.owns))] if self.owns else []
+
+
+@METHODS.register("none")
 class NoMethod(TrainMethod):
     """Plain training: the optimizer and schedule of ``train`` alone."""
 
 
 class Experiment(TrainMethod, ABC):
-    """A study that is not classification training, registered ``kind="experiment"`` (Çallı's pruning
+    """A study that is not classification training, registered in EXPERIMENTS (Çallı's pruning
     cycles on a regression net and an autoencoder). ``harness.train.build_runner`` asks it for its
     own runner in place of the Trainer: a ``harness.runner.Runner``, whose ``on_epoch(step, metrics)``
     comes once per step (a pruning cycle, say).
@@ -121,20 +184,12 @@ class Experiment(TrainMethod, ABC):
                           "harness.train.build_runner, not the classification Trainer")
 
 
-def train_methods() -> list[str]:
-    return [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "train"]
-
-
-def experiments() -> list[str]:
-    return [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "experiment"]
-
-
 def build_method(name: str, options: dict) -> TrainMethod:
-    """The method object for ``method.name`` with ``method.options``; ConfigError on a bad name or option."""
+    """The training method or experiment ``method.name`` names, built with ``method.options``; ConfigError
+    on an unknown name (listing both registries' names) or a bad option."""
     from ..errors import ConfigError, call_with_options
 
-    if name not in train_methods() + experiments():
-        raise ConfigError("method.name", name, "one of " + ", ".join(train_methods() + experiments()))
+    registry = method_registry(name)
     if not isinstance(options, dict):
         raise ConfigError("method.options", options, "a mapping of the method's options")
-    return call_with_options(METHODS.get(name), options, "method.options", name)
+    return call_with_options(registry.get(name), options, "method.options", name)

@@ -3,17 +3,21 @@
 A RunConfig names one method; Zheng et al.'s SWR-CNN + DBS prunes and scales the batch size in the
 same run. ``chain`` builds each named method with its options (each checked as if it stood alone)
 and calls every hook on them in the mapping's order, merging the dicts they return; state is kept
-per method name. Methods in a chain should touch different things (pruning masks here, learning
-rate / momentum / batch size there); where two set the same, the later one wins.
+per method name. Methods in a chain touch different things (pruning masks here, learning rate /
+momentum / batch size there): two members that own one resource (``TrainMethod.owns``) are a
+ConfigError naming both (harness.owners). The batch events go to the members that override them, in
+order (``handlers``): each ``before_batch`` gets the batch the one before returned, each ``loss``
+the loss the one before returned.
 """
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..owners import check_claims
 from ..registry import METHODS
-from .base import TrainMethod, build_method, train_methods
+from .base import TrainMethod, build_method
 
 
-@METHODS.register("chain", kind="train")
+@METHODS.register("chain")
 class Chain(TrainMethod):
     """Run several training methods together, in order: ``{method name: its options, ...}``."""
 
@@ -22,15 +26,46 @@ class Chain(TrainMethod):
             raise ConfigError("method.options", methods, "a mapping of at least one method name to its options")
         self.methods = {}
         for name, options in methods.items():
-            if name == "chain" or name not in train_methods():
+            if name == "chain" or name not in METHODS:
                 raise ConfigError(f"method.options.{name}", options,
                                   "a training method's options, keyed by one of " +
-                                  ", ".join(n for n in train_methods() if n != "chain"))
+                                  ", ".join(n for n in METHODS.names() if n != "chain"))
             try:
                 self.methods[name] = build_method(name, options if options is not None else {})
             except ConfigError as err:  # name the key inside the chain
                 key = err.key.replace("method.options", f"method.options.{name}", 1)
                 raise ConfigError(key, err.value, err.valid) from None
+        check_claims(self.owners("method chain"))
+
+    def handlers(self, event: str) -> list:
+        return [handler for method in self.methods.values() for handler in method.handlers(event)]
+
+    def owners(self, label: str) -> list[tuple[str, frozenset]]:
+        return [claim for name, method in self.methods.items() for claim in method.owners(f"method {name}")]
+
+    def before_batch(self, ctx, x, y) -> tuple:
+        for handler in self.handlers("before_batch"):
+            x, y = handler(ctx, x, y)
+        return x, y
+
+    def loss(self, ctx, x, y, logits, loss):
+        for handler in self.handlers("loss"):
+            loss = handler(ctx, x, y, logits, loss)
+        return loss
+
+    def after_backward(self, ctx) -> None:
+        for handler in self.handlers("after_backward"):
+            handler(ctx)
+
+    def after_step(self, ctx) -> None:
+        for handler in self.handlers("after_step"):
+            handler(ctx)
+
+    def before_eval(self, ctx, epoch: int) -> dict:
+        out: dict = {}
+        for handler in self.handlers("before_eval"):
+            out.update(handler(ctx, epoch) or {})
+        return out
 
     def setup(self, ctx) -> None:
         for method in self.methods.values():

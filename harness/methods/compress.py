@@ -181,7 +181,7 @@ def accuracy(model: nn.Module, loader, device: torch.device | str = "cpu") -> fl
 
 # ---- the training method --------------------------------------------------------------------------
 
-@METHODS.register("approximate", kind="train")
+@METHODS.register("approximate")
 class Approximate(TrainMethod):
     """After training: prune connections, round, SVD-factorize, quantize to int8 (Çallı Secs. 2.4.3, 3.3.3-3.3.4).
 

@@ -119,11 +119,12 @@ def _positive(key: str, value, integer: bool = False, allow_none: bool = False):
     return value
 
 
-@METHODS.register("dbs", kind="train")
+@METHODS.register("dbs")
 class DynamicBatchSize(TrainMethod):
     """Zheng et al.'s dynamic batch size: warm-up, lr doubling, momentum rise (y''y = k), B from Algorithm 1."""
 
     scaling = True  # the scaling period (phases 1-2) follows the warm-up; warmup_plateau has none
+    owns = frozenset({"lr", "momentum", "batch_size"})  # set every epoch (warmup_plateau: to the run's own)
 
     def __init__(self, lr_start: float = 0.01, lr: float = 0.02, warmup: float = 0.1, double_every: int = 2,
                  k: float = 1.6, rate: float = 0.5, min_batch: int | None = None, max_batch: int = 1024,
@@ -250,7 +251,7 @@ class DynamicBatchSize(TrainMethod):
         self.state.update(sd)
 
 
-@METHODS.register("warmup_plateau", kind="train")
+@METHODS.register("warmup_plateau")
 class WarmupPlateau(DynamicBatchSize):
     """DBS's learning-rate strategy alone: warm-up from lr_start to lr, then x decay after patience epochs
     without a better validation accuracy; batch size and momentum stay the run's."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import ConfigError
-from ..registry import METHODS
+from ..registry import EXPERIMENTS
 from ..runner import Result, prepare
 from .base import Experiment
 
@@ -90,15 +90,14 @@ class LatencyRunner:
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
 
-@METHODS.register("latency", kind="experiment", uses_dataset=False)
+# builds model.name at the dataset's registered shape (harness.data.nominal_shape); reads no image
+@EXPERIMENTS.register("latency", uses_dataset=False)
 class Latency(Experiment):
     """Measure the forward latency of ``model`` at ``batch_sizes`` (see the module doc).
 
     Options: batch_sizes ([1]), repeats (10, or one per batch size), warmup (2, or one per batch
     size), cached (false: also time the model under parametrize.cached when true).
     """
-
-    uses_dataset = False  # the model is built at the dataset's registered shape; no image is read
 
     def __init__(self, batch_sizes: list[int] = (1,), repeats: int | list[int] = 10, warmup: int | list[int] = 2,
                  cached: bool = False):

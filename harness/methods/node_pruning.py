@@ -56,7 +56,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..layers.surgery import Chain, prune_nodes
-from ..registry import METHODS
+from ..registry import EXPERIMENTS
 from ..runner import Result, prepare
 from .base import Experiment
 
@@ -275,8 +275,8 @@ def summation_chain(widths: list[int]) -> Chain:
     return Chain([nn.Sequential(nn.Linear(2, hidden), nn.ReLU()), nn.Sequential(nn.Linear(hidden, 1))])
 
 
-# uses_dataset=False: x1, x2 are generated from the trial's seed, data.dataset is never read
-@METHODS.register("node_pruning_summation", kind="experiment", uses_dataset=False)
+# x1, x2 are generated from the trial's seed (data.dataset is never read) into a network of its own
+@EXPERIMENTS.register("node_pruning_summation", uses_dataset=False, builds_model=False)
 class SummationPruning(_NodePruning):
     """Çallı Sec. 2.1.3: prune 2 -> hidden -> 1 predicting x1 + x2 until a cycle prunes nothing.
 
@@ -317,7 +317,7 @@ def autoencoder_chain(widths: list[int], in_channels: int = 1) -> Chain:
     ])
 
 
-@METHODS.register("node_pruning_autoencoder", kind="experiment")
+@EXPERIMENTS.register("node_pruning_autoencoder", builds_model=False)  # reads data.dataset, builds its own network
 class AutoencoderPruning(_NodePruning):
     """Çallı Sec. 2.1.3: prune the 1-32-64-32-1 convolutional autoencoder's hidden channels in cycles.
 

@@ -54,7 +54,7 @@ def _positive_int(key: str, value: int, minimum: int = 1) -> int:  # typed by Fl
     return value
 
 
-@METHODS.register("flop_budget", kind="train")
+@METHODS.register("flop_budget")
 class FlopBudget(TrainMethod):
     """Log training MACs against the full-size network's budget; optionally time a batch (module doc)."""
 

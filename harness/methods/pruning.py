@@ -99,9 +99,11 @@ def schedule(epochs: int, steps: int, start: float, end: float) -> list[int]:
     return sorted({min(epochs, max(first, 1 + int(epochs * p + 0.5))) for p in points})
 
 
-@METHODS.register("prune", kind="train")
+@METHODS.register("prune")
 class Prune(TrainMethod):
     """Iterative L1 magnitude pruning to ``sparsity`` with retraining (torch.nn.utils.prune)."""
+
+    owns = frozenset({"masks"})
 
     def __init__(self, sparsity: float = 0.5, steps: int = 4, start: float = 0.2, end: float = 0.5,
                  include_linear: bool = True):

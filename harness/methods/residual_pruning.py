@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..registry import METHODS
+from ..registry import EXPERIMENTS
 from .base import Experiment, TrainMethod
 from .node_pruning import BOUNDS, CRITERIA, KEEPS, Cycles
 
@@ -150,7 +150,7 @@ class ResidualCycles(Cycles):
                 "converged": float(self.done)}
 
 
-@METHODS.register("node_pruning_residual", kind="experiment")
+@EXPERIMENTS.register("node_pruning_residual")
 class ResidualPruning(Experiment):
     """Çallı Sec. 3.3.2: prune the separable residual CIFAR-10 model in training cycles (rules of Sec. 2.4.2).
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ConfigError
-from ..registry import METHODS
+from ..registry import SAMPLERS
 
 
 def _ratio(key: str, value: float) -> float:
@@ -42,19 +42,16 @@ def stage_epochs(epochs: int, gamma: Sequence[float]) -> tuple[int, int, int]:
     return n1, epochs - n1 - n3, n3
 
 
-@METHODS.register("full", kind="sampler")
 def full_ratios(epochs: int) -> list[float]:
     """The regular method: every batch of every epoch."""
     return [1.0] * epochs
 
 
-@METHODS.register("flat", kind="sampler")
 def flat_ratios(epochs: int, alpha: float) -> list[float]:
     """Flat reduced random sampling (Sec. 3.2.1): the same ratio alpha every epoch."""
     return [_ratio("sampler.alpha", alpha)] * epochs
 
 
-@METHODS.register("three_stage", kind="sampler")
 def three_stage_ratios(epochs: int, alpha: Sequence[float], gamma: Sequence[float], se: float,
                        internal: int = 4) -> list[float]:
     """Three-stage training with bottleneck sampling in stage 2 (Sec. 3.2.2-3.2.3)."""
@@ -72,18 +69,29 @@ def three_stage_ratios(epochs: int, alpha: Sequence[float], gamma: Sequence[floa
     return [a1] * n1 + stage2 + [a3] * n3
 
 
+# The samplers ``sampler.name`` chooses: each maps the sampler section (harness.config.SamplerConfig)
+# and the run's epochs to the per-epoch ratios, reading the settings its schedule takes.
+
+@SAMPLERS.register("full")
+def _full(sampler, epochs: int) -> list[float]:
+    return full_ratios(epochs)
+
+
+@SAMPLERS.register("flat")
+def _flat(sampler, epochs: int) -> list[float]:
+    if len(sampler.alpha) != 1:
+        raise ConfigError("sampler.alpha", list(sampler.alpha), "one ratio for the flat sampler")
+    return flat_ratios(epochs, sampler.alpha[0])
+
+
+@SAMPLERS.register("three_stage")
+def _three_stage(sampler, epochs: int) -> list[float]:
+    return three_stage_ratios(epochs, sampler.alpha, sampler.gamma, sampler.se, sampler.internal)
+
+
 def schedule_from_config(sampler, epochs: int) -> list[float]:
     """The per-epoch ratios of a ``SamplerConfig``; raises ConfigError on bad settings."""
-    if sampler.name not in METHODS or METHODS.meta(sampler.name).get("kind") != "sampler":
-        valid = [n for n in METHODS.names() if METHODS.meta(n).get("kind") == "sampler"]
-        raise ConfigError("sampler.name", sampler.name, "one of " + ", ".join(valid))
-    if sampler.name == "full":
-        return full_ratios(epochs)
-    if sampler.name == "flat":
-        if len(sampler.alpha) != 1:
-            raise ConfigError("sampler.alpha", list(sampler.alpha), "one ratio for the flat sampler")
-        return flat_ratios(epochs, sampler.alpha[0])
-    return three_stage_ratios(epochs, sampler.alpha, sampler.gamma, sampler.se, sampler.internal)
+    return SAMPLERS.get(sampler.name)(sampler, epochs)
 
 
 def batches_per_epoch(ratio: float, full_batches: int) -> int:
