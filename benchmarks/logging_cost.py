@@ -1,6 +1,6 @@
 """Logging cost: the MLflow writes of one trial as a share of the trial's wall time.
 
-The trial is the one ``harness run`` runs inside a Ray worker (harness.trial._trial), done here in
+The trial is the one ``harness run`` runs inside a Ray worker (harness.trial.run_trial), done here in
 this process without Ray so that every MLflow call can be timed: harness.tracking.TrialRun creates
 the run (tags, the whole config as params, config.yaml, environment tags), ``log_epoch`` writes
 each epoch's metrics in one ``log_batch``, ``log_final`` the end-of-trial numbers and ``finish``

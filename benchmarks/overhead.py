@@ -114,17 +114,17 @@ def child_harness(sweep: Path, store: str, storage: Path) -> dict:
     # ray, mlflow and torch are imported where the run needs them (the driver's checks, while Ray
     # starts, after it), not here: importing them first would move their cost out of the timeline
     stamps = {"process_start": time.time()}
-    from harness import cli, sweep as sweep_module
+    from harness import cli, launcher
 
     stamps["imported"] = time.time()
-    init_ray = sweep_module.init_ray
+    init_ray = launcher.init_ray
 
     def timed_init_ray(address, **kwargs):
         stamps["ray_init_start"] = time.time()
         init_ray(address, **kwargs)
         stamps["ray_init_end"] = time.time()
 
-    sweep_module.init_ray = timed_init_ray  # run_sweep looks it up in its module at call time
+    launcher.init_ray = timed_init_ray  # the launch looks it up in its module at call time
     stamps["main_start"] = time.time()
     rc = cli.main(["run", str(sweep), "--profile", "paper", "--tracking-uri", store, "--storage-path", str(storage),
                    "--cpus-per-trial", "1", "--quiet"])
@@ -222,7 +222,7 @@ def main(argv=None) -> dict:
     s = harness["stamps"]
     # the harness process's time line (seconds), from its own process start to its exit
     where = {
-        "imports_s": s["imported"] - s["process_start"],  # the CLI and harness.sweep; torch, ray, mlflow come later
+        "imports_s": s["imported"] - s["process_start"],  # the CLI and harness.launcher; torch, ray, mlflow come later
         "driver_checks_s": s["ray_init_start"] - s["main_start"],
         "ray_start_s": s["ray_init_end"] - s["ray_init_start"],
         "tune_until_trial_run_s": trial["run_start"] - s["ray_init_end"],

@@ -46,17 +46,17 @@ def run_packed(sweep, store: str, storage: Path, cpus_per_trial: float, gpus_per
     """One run_sweep; returns its wall time, Ray's start time and each trial's MLflow wall time."""
     import ray
 
-    from harness import sweep as sweep_module, tracking
+    from harness import launcher, sweep as sweep_module, tracking
 
     stamps = {}
-    init_ray = sweep_module.init_ray
+    init_ray = launcher.init_ray
 
-    def timed_init_ray(address):
+    def timed_init_ray(address, **kwargs):
         stamps["ray_start"] = time.perf_counter()
-        init_ray(address)
+        init_ray(address, **kwargs)
         stamps["ray_ready"] = time.perf_counter()
 
-    sweep_module.init_ray = timed_init_ray
+    launcher.init_ray = timed_init_ray
     cells = sweep.cells("paper")
     started_here = not ray.is_initialized()  # a caller's Ray (a test session's) is left running
     load_before = loadavg()
@@ -66,7 +66,7 @@ def run_packed(sweep, store: str, storage: Path, cpus_per_trial: float, gpus_per
                                          gpus_per_trial=gpus_per_trial, tracking_uri=store, progress=False,
                                          storage_path=str(storage))
     finally:
-        sweep_module.init_ray = init_ray
+        launcher.init_ray = init_ray
     wall_s = time.perf_counter() - start
     load = {"before": load_before, "after": loadavg()}
     if started_here:

@@ -25,8 +25,8 @@ Read back from the MLflow runs of each search (children of its parent run):
   * the samples drawn: the ``sample`` tag of every run (trained or infeasible) by sample id,
     asserted equal between the two runs;
   * trial time: the sum of the trained trials' MLflow run wall times. A trial ASHA stops never
-    closes its own run (it ends inside ``tune.report``); the driver closes it (harness.sweep's
-    stop-recording callback, or ``_collect`` after ``Tuner.fit`` for any it missed), so for those
+    closes its own run (it ends inside ``tune.report``); the driver closes it (harness.search_run's
+    stop-recording callback, or ``harness.outcomes.collect`` after ``Tuner.fit`` for any it missed), so for those
     the end is taken as the timestamp of the run's last logged epoch, which does not depend on when
     the driver got to it; the raw ``end_time - start_time`` sum is reported beside it;
   * each trial's val_acc per epoch (what ASHA compared at its rungs).

@@ -2,7 +2,7 @@
 and their options (``check_config``), datasets on disk, every distinct model built on the meta
 device, resources that exist, an address that answers, the store's path or server, where each
 dataset's splits will live (``data.loader``, printed one line per dataset and loader: ``check_loaders``),
-all before Ray starts (``_preflight``); then, while Ray starts (``while_ray_starts``), what costs seconds and finds
+all before Ray starts (``preflight``); then, while Ray starts (``while_ray_starts``), what costs seconds and finds
 no bad option: every model run on the meta device (shape errors; torch's meta kernels import
 torch._dynamo) and the store opened (MLflow's import and schema check). ``harness.config`` checks
 what needs no model, method or data and imports none of them; this module imports them when a
@@ -22,6 +22,7 @@ from typing import Callable, Optional
 from . import tracking
 from .config import RunConfig
 from .errors import ConfigError
+from .registry import method_flag
 
 SQLITE_TESTED_CONCURRENCY = 8  # trials writing one SQLite store at once without loss (tests/test_cluster.py)
 _CHECKED: set = set()  # the (model, method) pairs check_config has accepted in this process
@@ -29,9 +30,7 @@ _CHECKED: set = set()  # the (model, method) pairs check_config has accepted in 
 
 def option_key(e: ConfigError) -> ConfigError:
     """A model's own checks name an option ``model.width``; in a config it is ``model.options.width``
-    (and the registry's unknown ``model`` is ``model.name``)."""
-    if e.key == "model":
-        return ConfigError("model.name", e.value, e.valid)
+    (the model registry's error names ``model.name`` already)."""
     if e.key.startswith("model.") and not e.key.startswith(("model.options.", "model.name")):
         return ConfigError("model.options." + e.key[len("model."):], e.value, e.valid)
     return e
@@ -44,15 +43,17 @@ def check_config(cfg: RunConfig) -> None:
     model and method is checked once per process."""
     from . import models
     from .methods import base
+    from .owners import check_owners
 
-    key = json.dumps([cfg.model.name, cfg.model.options, cfg.method.name, cfg.method.options], sort_keys=True)
+    key = json.dumps([cfg.model.name, cfg.model.options, cfg.method.name, cfg.method.options,
+                      cfg.train.schedule], sort_keys=True)
     if key in _CHECKED:
         return
     try:
         models.check_options(cfg.model.name, cfg.model.options)
     except ConfigError as e:
         raise option_key(e) from None
-    base.build_method(cfg.method.name, cfg.method.options)
+    check_owners(cfg, base.build_method(cfg.method.name, cfg.method.options))  # dbs with cosine_iter: two lr owners
     _CHECKED.add(key)
 
 
@@ -79,23 +80,20 @@ def _check_run_args(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures
         raise ConfigError("--max-failures", max_failures, "an integer >= 0")
 
 
-def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], address: Optional[str],
-               cpus_per_trial: float, max_concurrent: Optional[int], gpus_per_trial: float = 0,
-               wait_for_resources: bool = False, check_models: bool = True, verbose: bool = False,
-               connect: Optional[Callable[[], None]] = None) -> str:
+def preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], address: Optional[str],
+              cpus_per_trial: float, max_concurrent: Optional[int], gpus_per_trial: float = 0,
+              wait_for_resources: bool = False, check_models: bool = True, verbose: bool = False,
+              connect: Optional[Callable[[], None]] = None) -> str:
     """Datasets on disk, models that build, resources that exist and the store's path or server,
     before any trial is queued (and, on this machine, before Ray starts); returns the store's URI.
-    ``connect`` joins the cluster at ``address`` (harness.sweep.init_ray) where its resources must be
+    ``connect`` joins the cluster at ``address`` (harness.launcher.init_ray) where its resources must be
     asked. ``while_ray_starts`` does the rest of the checks."""
     from . import data
-    from .methods.base import build_method
 
-    def method_of(config):
-        return build_method(config["method"]["name"], config["method"]["options"])
-
+    reading = [c for c in configs if method_flag(c["method"]["name"], "uses_dataset")]  # the others make their own data
     _check_address(address)
     for name, root, download in {(c["data"]["dataset"], c["data"]["data_root"], c["data"]["download"])
-                                 for c in configs if getattr(method_of(c), "uses_dataset", True)}:
+                                 for c in reading}:
         if root is not None and not download and not Path(root).expanduser().is_dir():
             raise ConfigError("data.data_root", root, "an existing folder (searched first for the dataset), or null")
         if download and not data.downloadable(name):
@@ -105,8 +103,7 @@ def _preflight(configs: list[dict], n_trials: int, tracking_uri: Optional[str], 
     if check_models:  # a search's samples are gated one by one instead (an infeasible one is recorded)
         _check_builds(model_configs(configs))
     _check_resources(configs, address, cpus_per_trial, gpus_per_trial, wait_for_resources, verbose, connect)
-    for line in check_loaders([c for c in configs if getattr(method_of(c), "uses_dataset", True)],
-                              cpus_per_trial, gpus_per_trial):
+    for line in check_loaders(reading, cpus_per_trial, gpus_per_trial):
         print(line, flush=True)
     uri = tracking.resolve_uri(tracking_uri)
     tracking.check_reachable(uri, open_store=False)
@@ -159,11 +156,9 @@ def check_loaders(configs: list[dict], cpus_per_trial: float, gpus_per_trial: fl
 
 
 def model_configs(configs: list[dict]) -> list[dict]:
-    """The configs whose model a trial builds from the config (an experiment builds its own)."""
-    from .methods.base import Experiment, build_method
-
-    return [c for c in configs
-            if not isinstance(build_method(c["method"]["name"], c["method"]["options"]), Experiment)]
+    """The configs whose ``model.name`` a trial builds (an experiment registered ``builds_model=False``
+    builds a network of its own)."""
+    return [c for c in configs if method_flag(c["method"]["name"], "builds_model")]
 
 
 def while_ray_starts(configs: list[dict], uri: str, check_models: bool = True,

@@ -1,4 +1,4 @@
-"""The ``harness`` command: models, profile, list, run, report, reproduce, sampling, ui."""
+"""The ``harness`` command: models, profile, list, run, report, reproduce, sampling, ui, env."""
 from __future__ import annotations
 
 import argparse
@@ -10,20 +10,9 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from . import console, listing, plugins
 from .errors import ConfigError, DatasetNotFound, writable_folder
-
-
-def _models(args) -> int:
-    from . import models
-
-    rows = [models.describe(n) for n in models.names()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-            print(f"{r['name']:<14} {r['summary']}\n{'':<14} options: {opts}")
-    return 0
+from .sweepfile import PROFILES
 
 
 def _profile(args) -> int:
@@ -46,30 +35,6 @@ def _profile(args) -> int:
     return 0
 
 
-def _list(args) -> int:
-    from . import catalog, tracking
-    from .runs import count_runs
-
-    uri = tracking.resolve_uri(args.tracking_uri)
-    exists = tracking.check_readable(uri)  # a mistyped store path is not created
-    rows = []
-    counts: dict = {}
-    for sweep in catalog.all_sweeps().values():
-        n = count_runs(sweep.name, uri) if exists else 0
-        counts[sweep.name] = n
-        for a in sweep.artifacts:
-            rows.append({"id": a.id, "paper": a.paper, "kind": a.kind, "number": a.number, "title": a.title,
-                         "sweep": str(sweep.path.relative_to(sweep.path.parents[1])), "runs": n})
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['id']:<22} {r['paper']:<8} {r['kind']:<6} {r['number']:<5} runs={r['runs']:<4} {r['title']}")
-        if not exists:
-            print(f"(no store at {uri} yet: `harness run` creates it)")
-    return 0
-
-
 def _sets(args) -> list[str]:
     return list(args.set or [])
 
@@ -77,6 +42,7 @@ def _sets(args) -> list[str]:
 def _run_sweep(args):
     from . import catalog
     from .search_run import run_search
+    from .launch import settings_of
     from .sweep import run_sweep
 
     sweep, artifacts = catalog.resolve(args.target)
@@ -85,7 +51,9 @@ def _run_sweep(args):
     common = dict(address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                   max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri, progress=not args.quiet,
                   max_failures=args.max_failures, resume=args.resume, storage_path=args.storage_path,
-                  verbose=args.verbose, wait_for_resources=args.wait_for_resources)
+                  verbose=args.verbose, wait_for_resources=args.wait_for_resources,
+                  settings=settings_of(sweep, _sets(args), args.dataset, num_samples=args.num_samples,
+                                           search_seed=args.search_seed))
     instead = f", dataset {args.dataset} instead of the paper's" if args.dataset is not None else ""
     if sweep.is_search or args.num_samples is not None or args.search_seed is not None:
         plan = sweep.search_plan(args.profile, dataset=args.dataset, sets=_sets(args), num_samples=args.num_samples,
@@ -104,61 +72,32 @@ def _run_sweep(args):
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} cell(s) already recorded FINISHED (same config digest; "
               f"--rerun runs them again): {', '.join(summary.skipped)}")
-    print(f"\nsummary of {len(summary.trials)} trials ({summary.wall_time_s:.0f} s), "
-          f"MLflow experiment {summary.experiment!r} at {summary.tracking_uri}:")
-    for t in sorted(summary.trials, key=lambda t: t.name):
-        m = "  ".join(f"{k}={v:.4g}" if k in summary.extra_metrics else f"{k}={v:.2f}" for k, v in t.metrics.items())
-        early = " (stopped early)" if t.stopped_early else ""
-        print(f"  {t.status:<9} {t.name:<24} epochs={t.epochs:<4}{early} {m} {t.error}")
-    if summary.search is not None:
-        _print_search(summary)
-    if summary.not_started:
-        print(f"{summary.not_started} trial(s) never started (interrupted).")
-    if summary.failed:
-        print(f"{len(summary.failed)} trial(s) failed; their MLflow runs are FAILED with the reason.")
-    if summary.interrupted:
-        killed = sum(t.status == "KILLED" for t in summary.trials)
-        print(f"interrupted: {killed} trial(s) KILLED in MLflow, {summary.not_started} never started. "
-              f"Continue with the same command and --resume.")
+    from .interrupt import STOPS
+
+    summary.stop_reason = summary.stop_reason or STOPS.reason  # a signal while the summary was read back
+    console.print_summary(summary)
     return sweep, artifacts, summary
 
 
-def _print_search(summary) -> None:
-    s = summary.search
-    print(f"search: {s['algorithm']}, scheduler {s['scheduler']}, parent run {s['parent_run_id']}; "
-          f"{len(s['infeasible'])} infeasible sample(s) recorded, never trained")
-    for i in s["infeasible"]:
-        print(f"  infeasible {i['name']:<12} {i['reason']}")
-    for objective, row in s["best"].items():
-        print(f"  best {objective} ({s['objectives'][objective]}): {row['sample']} {objective}={row[objective]:.4g} "
-              f"{_values(row['values'])}")
-    print(f"Pareto front over {', '.join(f'{k} ({v})' for k, v in s['objectives'].items())}: {len(s['front'])} sample(s)")
-    for row in s["front"]:
-        objectives = " ".join(f"{k}={row[k]:.4g}" for k in s["objectives"])
-        print(f"  {row['sample']:<10} {objectives}  {_values(row['values'])}")
-
-
-def _values(values: dict) -> str:
-    return " ".join(f"{k}={json.dumps(v, separators=(',', ':')) if isinstance(v, dict) else (f'{v:.4g}' if isinstance(v, float) else v)}"
-                    for k, v in values.items())
-
-
-def _exit_code(summary) -> int:
-    if summary.interrupted:
-        return 130  # as a shell reports a command ended by SIGINT
-    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
-
-
 def _run(args) -> int:
-    _, _, summary = _run_sweep(args)
-    _print_ui_hint(summary.tracking_uri)
-    return _exit_code(summary)
+    from .interrupt import Interrupted
+
+    try:
+        _, _, summary = _run_sweep(args)
+    except Interrupted as e:
+        return console.stopped_early(e)
+    console.print_ui_hint(summary.tracking_uri)
+    return console.exit_code(summary)
+
+
+REPORT_REASONS_SHOWN = 20  # runs a report lists by name and reason when none of a sweep's finished
 
 
 def _report(args, sweep=None, artifacts=None) -> int:
-    from analysis.report import render
+    from harness_analysis.report import render
 
     from . import catalog, tracking
+    from .runs import NO_STORE, load_runs
 
     targets = []
     if artifacts is not None:
@@ -173,27 +112,56 @@ def _report(args, sweep=None, artifacts=None) -> int:
         uri = tracking.resolve_uri(args.tracking_uri)
         # a report never creates the store it reads; count tables (runs: false) read none
         if any(a.runs for a in targets) and not tracking.check_readable(uri):
-            raise ConfigError("tracking_uri", uri, "an existing store (nothing is there; `harness run` writes one)")
+            raise ConfigError("tracking_uri", uri, NO_STORE)
     out = Path(args.out)
-    written = []
+    profile = getattr(args, "report_profile", None)
+    written, unfinished = [], {}  # unfinished: sweep name -> its runs where it has runs but none FINISHED
+    from .interrupt import STOPS
+
     for a in targets:
-        paths = render(a, out, tracking_uri=args.tracking_uri, profile=getattr(args, "report_profile", None))
+        if STOPS.reason:  # a reproduction stopped by a signal while it reported: what is written stays
+            print(f"stopped by {STOPS.reason}: {a.id} and the artifacts after it not rendered")
+            break
+        paths = render(a, out, tracking_uri=args.tracking_uri, profile=profile)
         written.extend(paths)
         for p in paths:
             print(f"wrote {p}")
+        if a.runs and not paths:
+            name = catalog.resolve(a.sweep_file or a.sweep)[0].name
+            frame = unfinished.get(name)
+            frame = load_runs(a.sweep_file or a.id, args.tracking_uri, profile=profile) if frame is None else frame
+            if not frame.empty and not (frame["status"] == "FINISHED").any():
+                unfinished[name] = frame
+    # a sweep whose every run failed is no sweep without runs: say why, and fail as the run did
+    for name, frame in unfinished.items():
+        print(f"nothing rendered from sweep {name}: {len(frame)} runs" + (f" at profile {profile}" if profile else "")
+              + ", none FINISHED:")
+        shown = frame.reindex(columns=["run_name", "status", "failure_reason"]).sort_values("run_name")
+        for run_name, status, reason in shown.head(REPORT_REASONS_SHOWN).itertuples(index=False):
+            reason = reason.strip() if isinstance(reason, str) and reason.strip() else "no failure_reason recorded"
+            print(f"  {run_name} {status}: {reason.splitlines()[0][:300]}")
+        if len(frame) > REPORT_REASONS_SHOWN:
+            print(f"  … and {len(frame) - REPORT_REASONS_SHOWN} more")
+    if unfinished:
+        return 1
     if not written:
         print("nothing rendered: no recorded runs for these artifacts (run `harness run` first)")
     return 0
 
 
 def _reproduce(args) -> int:
+    from .interrupt import STOPS, Interrupted
+
     writable_folder("--out", args.out)  # before the sweep: its report must have somewhere to go
-    sweep, artifacts, summary = _run_sweep(args)
-    if not summary.interrupted:  # an interrupted sweep is reported once --resume has finished it
+    try:
+        sweep, artifacts, summary = _run_sweep(args)
+    except Interrupted as e:
+        return console.stopped_early(e)
+    if not summary.interrupted and not summary.store_error and not STOPS.reason:  # an interrupted sweep is reported once --resume has finished it
         args.report_profile = args.profile
         _report(args, sweep, artifacts)
-    _print_ui_hint(summary.tracking_uri)
-    return _exit_code(summary)
+    console.print_ui_hint(summary.tracking_uri)
+    return console.exit_code(summary)
 
 
 def _numbers(key: str, text: str) -> list[float]:
@@ -240,10 +208,6 @@ def _sampling(args) -> int:
     return 0
 
 
-def _print_ui_hint(uri: str) -> None:
-    print(f"\nOpen the MLflow UI:  harness ui --tracking-uri {uri}   (or: mlflow ui --backend-store-uri {uri})")
-
-
 def _ui(args) -> int:
     from . import tracking
 
@@ -262,7 +226,17 @@ def _ui(args) -> int:
     # MLflow 3 opens experiments in its GenAI view; this parameter shows the training runs directly.
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port}  (an experiment's runs: "
           f"http://{args.host}:{args.port}/#/experiments/<id>/runs?workflowType=machine_learning)", flush=True)
+    # without MLflow's GenAI job runner (a runner and seven huey consumers) unless asked for: no sweep uses it
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(sys.executable, cmd)
+    return 0
+
+
+def _env(args) -> int:
+    from . import environment
+
+    env = environment.describe()
+    print(json.dumps(env, indent=2) if args.json else environment.format_text(env))
     return 0
 
 
@@ -273,7 +247,7 @@ def _add_tracking(p):
 
 def _add_run_args(p):
     p.add_argument("target", metavar="ARTIFACT|SWEEP_FILE")
-    p.add_argument("--profile", default="quick", choices=["paper", "quick", "smoke"])
+    p.add_argument("--profile", default="quick", choices=list(PROFILES))
     p.add_argument("--dataset", default=None, help="run on another dataset (the report says so)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
     p.add_argument("--address", default=None, help="Ray cluster address (default: in-process Ray on this machine)")
@@ -293,6 +267,7 @@ def _add_run_args(p):
     p.add_argument("--search-seed", type=int, default=None, help="a search's seed (overrides search.seed)")
     p.add_argument("--verbose", action="store_true", help="also Ray's and Tune's own output (per-checkpoint lines, ...)")
     _add_tracking(p)
+    plugins.add_argument(p)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -305,26 +280,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list registered models and their options")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=_models)
+    plugins.add_argument(p)
+    p.set_defaults(fn=listing.models)
     p = sub.add_parser("profile", help="params, macs, flops of a model")
     p.add_argument("model")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--input", default=None, metavar="CxHxW")
     p.add_argument("--json", action="store_true")
     p.add_argument("--by-layer", action="store_true")
+    plugins.add_argument(p)
     p.set_defaults(fn=_profile)
     p = sub.add_parser("list", help="the catalog of paper artifacts")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--paper", default=None, help="only this paper's artifacts")
     _add_tracking(p)
-    p.set_defaults(fn=_list)
+    plugins.add_argument(p)
+    p.set_defaults(fn=listing.catalog)
     p = sub.add_parser("run", help="run an artifact's sweep with Ray Tune")
     _add_run_args(p)
     p.set_defaults(fn=_run)
     p = sub.add_parser("report", help="render artifacts from the recorded runs")
     p.add_argument("artifacts", nargs="*", metavar="ARTIFACT")
     p.add_argument("--out", default="reports")
-    p.add_argument("--profile", dest="report_profile", default=None, choices=["paper", "quick", "smoke"])
+    p.add_argument("--profile", dest="report_profile", default=None, choices=list(PROFILES))
     _add_tracking(p)
+    plugins.add_argument(p)
     p.set_defaults(fn=_report)
     p = sub.add_parser("reproduce", help="run an artifact's sweep, then report")
     _add_run_args(p)
@@ -345,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     _add_tracking(p)
     p.set_defaults(fn=_ui)
+    p = sub.add_parser("env", help="installed versions, the lock's digest, CUDA, cuDNN and driver")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_env)
     return ap
 
 
@@ -355,15 +338,34 @@ def main(argv=None) -> int:
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported (and by workers)
         logging.getLogger("optuna").setLevel(logging.WARNING)
-    from . import tracking
+        # a store that fails is said in one line naming it (harness.interrupt); MLflow's own logger
+        # would add a SQLAlchemy traceback for every write the driver then tries
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    from . import interrupt, tracking
 
+    if args.command in ("run", "reproduce"):  # SIGINT and SIGTERM end a launch honestly from here on
+        interrupt.STOPS.install()
     read_only = args.command in ("list", "report")  # these give up on a failing server in seconds
     try:
         with tracking.giving_up_quickly() if read_only else contextlib.nullcontext():
-            return args.fn(args)
+            plugins.from_cli(getattr(args, "plugins", None))  # before any sweep or registry is read
+            code = args.fn(args)
+            sys.stdout.flush()  # a reader gone (`harness list | head -n 1`) shows here, not at exit
+            return code
     except (ConfigError, DatasetNotFound) as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
+    except interrupt.Interrupted as e:  # a signal while a launch's arguments were still being read
+        return console.stopped_early(e)
+    except KeyboardInterrupt:  # Ctrl-C in a command that only reads: nothing to close
+        print("\nharness: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the signal module docs' "Note on SIGPIPE": point stdout at devnull, or Python's own flush at
+        # exit fails again and prints a traceback; 1, as a command that could not write its output
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout with no file (captured)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 A trial's config flows one way (after nanoGPT's ``GPTConfig``): a sweep file or the command line
 gives a nested dict, ``RunConfig.from_dict`` checks every key, type and range and raises
 ``ConfigError`` naming the key, the value and what would be valid, before any work starts.
-This module is a leaf (it imports the registry and the errors only, and fills no registry that
-needs torch): what needs the built model or method, their options included, is checked by
+This module is a leaf (it imports the registry, the errors and the YAML reader only, and fills no
+registry that needs torch): what needs the built model or method, their options included, is checked by
 ``harness.checks.check_config``, which every driver path runs next.
-Overrides are applied to the dict, never evaluated (``yaml.safe_load`` parses a value).
+Overrides are applied to the dict, never evaluated (``harness.yamlio``, a safe YAML loader, parses a value).
 The resolved config is logged whole and hashed into ``config_digest``.
 """
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any, Optional, Tuple
 
 import yaml
 
+from . import yamlio
 from .errors import ConfigError, coerce
-from .registry import DATASETS, SCHEDULES
+from .registry import DATASETS, SAMPLERS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ModelConfig:
 class SamplerConfig:
     """Which samples each epoch trains on (Jiang Sec. 3.2); see harness.methods.sampling."""
 
-    name: str = "full"  # full | flat | three_stage
+    name: str = "full"  # a sampler of harness.registry.SAMPLERS: full | flat | three_stage
     alpha: Tuple[float, ...] = (1.0,)  # flat: (alpha,); three_stage: (alpha_1, alpha_21, alpha_3)
     gamma: Tuple[float, ...] = (1.0, 0.0, 0.0)  # three_stage: fraction of epochs in stages 1, 2, 3
     se: float = 1.0  # three_stage: squeeze ratio alpha_22 / alpha_21 of the bottleneck's internal epochs
@@ -95,7 +96,7 @@ class TrainConfig:
 class MethodConfig:
     """What changes training between epochs (harness.methods.base): pruning, dynamic batch size, ..."""
 
-    name: str = "none"  # a method registered with kind="train"; none = plain training
+    name: str = "none"  # a training method or an experiment (harness.registry); none = plain training
     options: dict = field(default_factory=dict)  # passed to the method's class, checked by harness.checks
 
 
@@ -162,17 +163,13 @@ SEED_LIMIT = 2**64  # torch.manual_seed's range; numpy's SeedSequence refuses ne
 EPOCH_LIMIT, PIXEL_LIMIT, THREAD_LIMIT = 100_000, 4096, 1024
 
 
-# the samplers harness.methods.sampling registers (kind="sampler"); tests/test_checks.py holds them equal
-SAMPLERS = ("flat", "full", "three_stage")
-
-
 def validate(cfg: RunConfig) -> None:
     """Range checks that need no data, model or Ray: everything a typo can break. Sizes are checked
     against the dataset's registered official splits (``nominal_size`` in harness.data.specs); a
-    smaller copy on disk is found when a trial reads it. Dataset and schedule names are looked up in
-    registries whose modules import no torch."""
+    smaller copy on disk is found when a trial reads it. Dataset, schedule and sampler names are looked
+    up in registries whose modules import no torch, and the sampler checks the settings it reads."""
     d, t, s = cfg.data, cfg.train, cfg.sampler
-    _check("data.dataset", d.dataset, d.dataset in DATASETS, "one of " + ", ".join(DATASETS.names()))
+    DATASETS.get(d.dataset)
     _check("data.val_size", d.val_size, d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()),
            "a fraction in [0, 1) or a whole number of samples")
     for key in ("train_subset", "test_subset", "image_size", "classes"):
@@ -197,7 +194,7 @@ def validate(cfg: RunConfig) -> None:
     _check("train.momentum", t.momentum, 0 <= t.momentum < 1, "a number in [0, 1)")
     _check("train.weight_decay", t.weight_decay, t.weight_decay >= 0, "a number >= 0")
     _check("train.nesterov", t.nesterov, not t.nesterov or t.momentum > 0, "false when momentum is 0")
-    _check("train.schedule", t.schedule, t.schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES.names()))
+    SCHEDULES.get(t.schedule)
     _check("train.milestones", list(t.milestones), all(0 < m <= t.epochs for m in t.milestones)
            and list(t.milestones) == sorted(t.milestones), f"increasing epochs in [1, {t.epochs}]")
     _check("train.lr_decay", t.lr_decay, 0 < t.lr_decay <= 1, "a number in (0, 1]")
@@ -212,15 +209,13 @@ def validate(cfg: RunConfig) -> None:
     _check("train.threads", t.threads, t.threads is None or 0 < t.threads <= THREAD_LIMIT,
            f"an integer in [1, {THREAD_LIMIT}] or null")
     # every sampler setting is range-checked, also those its sampler ignores: a typo is never silent
-    _check("sampler.name", s.name, s.name in SAMPLERS, "one of " + ", ".join(SAMPLERS))
+    sampler = SAMPLERS.get(s.name)
     _check("sampler.alpha", list(s.alpha), all(0 < a <= 1 for a in s.alpha), "sampling ratios in (0, 1]")
-    _check("sampler.alpha", list(s.alpha), len(s.alpha) == 1 or s.name != "flat", "one ratio for the flat sampler")
-    _check("sampler.alpha", list(s.alpha), len(s.alpha) == 3 or s.name != "three_stage",
-           "three ratios (alpha_1, alpha_21, alpha_3)")
     _check("sampler.gamma", list(s.gamma), len(s.gamma) == 3 and all(g >= 0 for g in s.gamma)
            and abs(sum(s.gamma) - 1) <= 1e-6, "three fractions >= 0 that sum to 1")
     _check("sampler.se", s.se, 0 < s.se <= 1, "a squeeze ratio in (0, 1]")
     _check("sampler.internal", s.internal, 1 <= s.internal <= EPOCH_LIMIT, f"an integer in [1, {EPOCH_LIMIT}]")
+    sampler(s, t.epochs)  # what only this sampler needs (one ratio for flat, three for three_stage)
     for key in ("num_classes", "in_channels", "image_size"):
         _check(f"model.options.{key}", cfg.model.options.get(key), key not in cfg.model.options,
                "unset: the dataset decides it (data.image_size resizes)")
@@ -277,7 +272,7 @@ def _split_set(text: str, example: str = "train.epochs=5") -> tuple[str, Any]:
     if not key.strip():
         raise ConfigError("--set", text, f"key=value, e.g. {example}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yamlio.load(raw) if raw.strip() else None  # the sweep files' reader: 1e-9 is a number in both
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as e:  # ValueError: a date like 2020-13-45
         problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
         raise ConfigError(key.strip(), raw, f"a YAML value such as 5, 0.1, true, [1, 2] ({problem})") from None

@@ -1,6 +1,6 @@
 """The Pareto front of a set of runs: the rows no other row dominates, as Optuna's ``Study.best_trials``.
 
-The driver uses it for a search's summary and its parent run's ``front.json``; ``analysis.pareto``
+The driver uses it for a search's summary and its parent run's ``front.json``; ``harness_analysis.pareto``
 renders tables and figures around it.
 """
 from __future__ import annotations

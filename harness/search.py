@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .config import RunConfig, apply_overrides, deep_merge
-from .errors import ConfigError
+from .errors import ConfigError, nearest
+from .runner import COUNT_KEYS
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "randint", "choice")
 ALGORITHMS = ("random", "optuna")
 SCHEDULERS = ("none", "asha", "median", "hyperband")
-COUNTS = ("params", "macs", "flops", "nonzero_params", "binary_adds")  # measure.profile's, per model as built
+COUNTS = COUNT_KEYS  # measure.profile's, per model as built: what a constraint or an objective may name
 # What every trial reports to Tune each epoch (harness.train's metrics and the counts): what an
 # objective or a scheduler may use. test_acc is reported too but never selected on.
 EPOCH_METRICS = ("val_acc", "train_loss", "train_acc", "train_time_s", "epoch_time_s", "images_per_s",
@@ -87,13 +88,15 @@ def _is_dist(value) -> bool:
 
 def _number(key: str, value, integer: bool = False):
     # the search block is raw YAML with no annotation for the typed option check (harness.errors) to
-    # read, and its numbers keep their written type (an int bound stays an int): so checked here
-    if isinstance(value, str):  # PyYAML reads 2.0e7 (no sign in the exponent) as text
+    # read, and its numbers keep their written type (an int bound stays an int): so checked here.
+    # Text is refused: the sweep-file reader (harness.yamlio) reads 2.0e7 and 1e-3 as numbers, so
+    # text here was quoted, or overflows a float (1e400 is kept as written for this message)
+    if isinstance(value, str):
         try:
-            value = float(value)
+            infinite = not math.isfinite(float(value))
         except ValueError:
-            raise ConfigError(key, value, "a number") from None
-        value = int(value) if integer and value.is_integer() else value
+            infinite = False
+        raise ConfigError(key, value, "a finite number" if infinite else "a number, not text")
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (integer and not float(value).is_integer()):
         raise ConfigError(key, value, "an integer" if integer else "a finite number")
@@ -106,7 +109,7 @@ def parse_dist(key: str, raw) -> Dist:
         raise ConfigError(key, raw, "one distribution: {" + " | ".join(f"{d}: [...]" for d in DISTRIBUTIONS) + "}")
     (kind, args), = raw.items()
     if kind not in DISTRIBUTIONS:
-        raise ConfigError(key, kind, "a distribution among " + ", ".join(DISTRIBUTIONS))
+        raise ConfigError(key, kind, "a distribution among " + ", ".join(DISTRIBUTIONS) + nearest(kind, DISTRIBUTIONS))
     where = f"{key}.{kind}"
     if kind == "choice":
         if not isinstance(args, list) or not args:
@@ -151,7 +154,8 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
         raise ConfigError(where, raw, "a mapping with " + ", ".join(SEARCH_KEYS))
     for key in raw:
         if key not in SEARCH_KEYS:
-            raise ConfigError(f"{where}.{key}", raw[key], "a key among " + ", ".join(f"{where}.{k}" for k in SEARCH_KEYS))
+            raise ConfigError(f"{where}.{key}", raw[key], "a key among " + ", ".join(f"{where}.{k}" for k in SEARCH_KEYS)
+                              + nearest(key, SEARCH_KEYS))
     space_raw = raw.get("space")
     if not isinstance(space_raw, dict) or not space_raw:
         raise ConfigError(f"{where}.space", space_raw, "a non-empty mapping of dotted config keys to distributions")
@@ -181,28 +185,44 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
             raise ConfigError(f"{where}.objectives.{metric}", mode,
                               "a validation or cost metric: selection happens on validation, test is only reported")
         if metric not in EPOCH_METRICS + COUNTS:
-            raise ConfigError(f"{where}.objectives", metric, "a metric trials report: " + ", ".join(EPOCH_METRICS + COUNTS))
+            raise ConfigError(f"{where}.objectives", metric, "a metric trials report: " + ", ".join(EPOCH_METRICS + COUNTS)
+                              + nearest(metric, EPOCH_METRICS + COUNTS))
         if mode not in ("max", "min"):
             raise ConfigError(f"{where}.objectives.{metric}", mode, "max or min")
     scheduler = raw.get("scheduler") or {"name": "none"}
     if isinstance(scheduler, str):
         scheduler = {"name": scheduler}
     if not isinstance(scheduler, dict) or scheduler.get("name", "none") not in SCHEDULERS:
-        raise ConfigError(f"{where}.scheduler", scheduler, "{name: " + " | ".join(SCHEDULERS) + ", ...its options}")
-    constraints = dict(raw.get("constraints") or {})
+        name = scheduler.get("name") if isinstance(scheduler, dict) else scheduler
+        raise ConfigError(f"{where}.scheduler", scheduler, "{name: " + " | ".join(SCHEDULERS) + ", ...its options}"
+                          + nearest(name, SCHEDULERS))
     if not isinstance(raw.get("constraints") or {}, dict):
-        raise ConfigError(f"{where}.constraints", constraints, "a mapping of count: {max: x} / {min: y}")
+        raise ConfigError(f"{where}.constraints", raw.get("constraints"), "a mapping of count: {max: x} / {min: y}")
+    constraints = dict(raw.get("constraints") or {})
     for count, bounds in constraints.items():
         if count not in COUNTS:
-            raise ConfigError(f"{where}.constraints", count, "a count among " + ", ".join(COUNTS))
+            raise ConfigError(f"{where}.constraints", count, "a count among " + ", ".join(COUNTS) + nearest(count, COUNTS))
         if not isinstance(bounds, dict) or not bounds or any(b not in ("max", "min") for b in bounds):
-            raise ConfigError(f"{where}.constraints.{count}", bounds, "{max: number} and/or {min: number}")
+            odd = next((b for b in bounds if b not in ("max", "min")), None) if isinstance(bounds, dict) else None
+            raise ConfigError(f"{where}.constraints.{count}", bounds, "{max: number} and/or {min: number}"
+                              + nearest(odd, ("max", "min")))
         constraints[count] = {b: _number(f"{where}.constraints.{count}.{b}", v) for b, v in bounds.items()}
+        _meetable(f"{where}.constraints.{count}", count, constraints[count])
     spec = SearchSpec(space=space, num_samples=num_samples, algorithm=algorithm, seed=seed,
                       objectives=dict(objectives), scheduler=dict(scheduler), constraints=dict(constraints), raw=raw)
     if spec.scheduler_name != "none":
         spec.scheduler_objective()
     return spec
+
+
+def _meetable(where: str, count: str, bounds: dict) -> None:
+    """A constraint some model could meet: else every sample is infeasible, each one recorded and
+    none trained, and the search ends having done nothing."""
+    low, high = bounds.get("min"), bounds.get("max")
+    if high is not None and high < 0:
+        raise ConfigError(f"{where}.max", high, f"a number >= 0 ({count} is a count: no model has fewer than 0)")
+    if low is not None and high is not None and low > high:
+        raise ConfigError(where, bounds, f"min <= max (no model has {count} >= {low} and <= {high})")
 
 
 def check_key(where: str, key: str) -> None:
@@ -217,7 +237,8 @@ def check_key(where: str, key: str) -> None:
         fields = [f.name for f in dataclasses.fields(node)]
         if part not in fields:
             prefix = ".".join(parts[:i])
-            raise ConfigError(where, key, "a config key: " + ", ".join(f"{prefix}.{f}" if prefix else f for f in fields))
+            keys = [f"{prefix}.{f}" if prefix else f for f in fields]
+            raise ConfigError(where, key, "a config key: " + ", ".join(keys) + nearest(".".join(parts[:i + 1]), keys))
         hint = typing.get_type_hints(node)[part]
         if hint is dict:
             return
@@ -368,7 +389,8 @@ def _checked_scheduler(cls, fixed: dict, options: dict):
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",) + SCHEDULER_FIXED]
     for key, value in options.items():
         if key not in valid:
-            raise ConfigError(f"search.scheduler.{key}", value, f"an option of Tune's {cls.__name__}: " + ", ".join(valid))
+            raise ConfigError(f"search.scheduler.{key}", value, f"an option of Tune's {cls.__name__}: " + ", ".join(valid)
+                              + nearest(key, valid))
     try:
         return cls(**fixed, **options)
     except (TypeError, ValueError, AssertionError) as e:

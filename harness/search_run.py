@@ -2,92 +2,123 @@
 
 One MLflow parent run per launch (``search_parent``), each trial a child run (``mlflow.parentRunId``)
 as MLflow's HPO convention has it; the parent ends with ``front.json``: the Pareto front over the
-objectives and the best sample per objective. Trials, checks, Ray and the store are the grid
-sweep's (harness.sweep); only the Tuner's set-up and the front are the search's own.
+objectives and the best sample per objective. Trials, checks, Ray and the store are every launch's
+(harness.launcher); ``SearchLaunch`` holds what is the search's own: the searcher behind its
+feasibility gate, the scheduler, the parent run and the front.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from pathlib import Path
 from typing import Optional
 
-from . import checks, tracking
+from . import interrupt, tracking
 from .catalog import Sweep
-from .sweep import (SweepSummary, _collect, _context, _latest_experiment, _launch, _preflight, _progress,
-                    _start_ray_while, _storage, _trial, _tune_configs)
+from .launch import open_launch
+from .launcher import LaunchOptions, LaunchPlan, launch, with_parent
+from .outcomes import SweepSummary
+from .trial import TrialContext
 
 
-def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = None, cpus_per_trial: float = 1,
-               gpus_per_trial: float = 0, max_concurrent: Optional[int] = None, tracking_uri: Optional[str] = None,
-               progress: bool = True, max_failures: int = 1, resume: bool = False,
-               storage_path: Optional[str] = None, verbose: bool = False,
-               wait_for_resources: bool = False) -> SweepSummary:
-    """Sample ``plan``'s space with Tune's searcher (and scheduler), one trial per sample and axis
-    point, under one MLflow parent run per launch; or continue the last launch (``resume``)."""
-    from . import search
+class SearchLaunch(LaunchPlan):
+    """``plan``'s space sampled by Tune's searcher (and scheduler), one trial per sample and axis point,
+    under one MLflow parent run per launch. Models are built as samples are drawn (the gate), not before."""
 
-    storage = _storage(storage_path, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
-    spec = plan.spec
-    corner_configs = [plan.resolve({k: v}, 0).to_dict() for k, v in search.corners(spec)]
-    max_epochs = max(c["train"]["epochs"] for c in corner_configs)
-    scheduler = search.build_scheduler(spec, max_epochs)  # ConfigError before Ray starts
-    if resume:  # refuse before anything changes, the other store included
-        _latest_experiment(sweep, profile, storage, tracking.resolve_uri(tracking_uri))
-    uri = _preflight(corner_configs, spec.num_samples * len(plan.points), tracking_uri, address, cpus_per_trial,
-                     max_concurrent, gpus_per_trial, wait_for_resources, check_models=False, verbose=verbose)
+    check_models = False
 
-    def open_experiment():  # while Ray starts (harness.sweep.run_sweep does the same)
-        experiment_id = tracking.ensure_experiment(uri, sweep.name, {"paper": sweep.paper,
-                                                                     "sweep_file": sweep.path.name})
-        tracking.close_orphans(uri, experiment_id)
-        return experiment_id, _context(sweep, profile, uri, experiment_id, cpus_per_trial)
+    def __init__(self, sweep: Sweep, profile: str, plan):
+        from . import search
 
-    start = time.perf_counter()
-    (experiment_id, ctx), _ = _start_ray_while(checks.while_ray_starts(corner_configs, uri, check_models=False,
-                                                                       then=open_experiment), address, verbose)
-    from ray import tune  # after Ray starts: imports that no check needs
+        self.sweep, self.profile, self.search_plan = sweep, profile, plan
+        self.spec = plan.spec
+        self.configs = [plan.resolve({k: v}, 0).to_dict() for k, v in search.corners(self.spec)]
+        self.trials = self.spec.num_samples * len(plan.points)
+        self.scheduler = None
+        self.parent: Optional[str] = None
 
-    from . import searchers
+    def prepare(self, options: LaunchOptions) -> None:
+        from . import search
 
-    summary = SweepSummary(sweep=sweep.name, profile=profile, experiment=sweep.name, tracking_uri=uri, trials=[],
-                           wall_time_s=0.0, extra_metrics=tuple(spec.objectives))
-    if resume:
-        name, restore_from, launch = _launch(sweep, profile, storage, uri, resume=True)
-        parent = launch["parent_run_id"]
-        tracking.reopen(uri, parent)
-    else:
-        name = f"{sweep.name}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+        max_epochs = max(c["train"]["epochs"] for c in self.configs)
+        self.scheduler = search.build_scheduler(self.spec, max_epochs)  # ConfigError before Ray starts
+        self.early_stopping = self.scheduler is not None
+
+    def summary(self, uri: str) -> SweepSummary:
+        summary = super().summary(uri)
+        summary.extra_metrics = tuple(self.spec.objectives)
+        return summary
+
+    def open(self, storage: Path, uri: str, experiment_id: str, ctx: TrialContext,
+             options: LaunchOptions) -> tuple[str, Optional[Path], dict, TrialContext]:
+        if options.resume:
+            name, restore_from, record = open_launch(self.sweep, self.profile, storage, uri, resume=True,
+                                                     settings=options.settings)
+            self.parent = record["parent_run_id"]
+            tracking.reopen(uri, self.parent)
+            return name, restore_from, record, with_parent(ctx, self.parent)
+        spec, name = self.spec, f"{self.sweep.name}-{self.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
         params = {"search.space": json.dumps(spec.raw.get("space"), default=str), "search.algorithm": spec.algorithm,
                   "search.seed": spec.seed, "search.num_samples": spec.num_samples,
                   "search.objectives": json.dumps(spec.objectives), "search.scheduler": json.dumps(spec.scheduler),
                   "search.constraints": json.dumps(spec.constraints, default=str),
-                  "search.axes": json.dumps(plan.axes, default=str)}
-        parent = tracking.start_parent(uri, experiment_id, f"search-{name}", {**ctx["tags"], "tune_experiment": name},
-                                       params)
-        name, restore_from, launch = _launch(sweep, profile, storage, uri, resume=False, parent_run_id=parent)
-    ctx["parent_run_id"] = parent
-    trainable = tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    callbacks = [_progress(spec.num_samples * len(plan.points), lambda t: _describe(plan, t))] if progress else []
-    if scheduler is not None:
-        callbacks.append(_stop_recorder(uri))
-    try:
-        if restore_from is not None:
-            tuner = tune.Tuner.restore(str(restore_from), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            search_alg, num_samples = searchers.build_search_alg(plan, ctx, max_concurrent)
-            param_space = {"plan": plan.payload(), "sample": search.domains(spec), "ctx": ctx}
-            if spec.algorithm == "random" and len(plan.points) > 1:
-                param_space["point"] = tune.grid_search(list(range(len(plan.points))))
-            tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                                            reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
-                run_config=_tune_configs(name, storage, max_failures, callbacks, verbose))
-        _collect(tuner.fit(), summary, uri, experiment_id, early_stopping=scheduler is not None)
-    except BaseException:
-        tracking.end_run(uri, parent, "KILLED", "the search's driver stopped with an error")
-        raise
+                  "search.axes": json.dumps(self.search_plan.axes, default=str)}
+        self.parent = tracking.start_parent(uri, experiment_id, f"search-{name}", {**ctx.tags, "tune_experiment": name},
+                                            params)
+        name, restore_from, record = open_launch(self.sweep, self.profile, storage, uri, resume=False,
+                                                 settings=options.settings, parent_run_id=self.parent)
+        return name, restore_from, record, with_parent(ctx, self.parent)
+
+    def describe(self, trial) -> str:
+        from .search import decode
+
+        values = decode(self.spec, trial.config["sample"])
+        return " ".join(f"{k}={_short(v)}" for k, v in values.items())
+
+    def callbacks(self, uri: str) -> list:
+        return [_stop_recorder(uri)] if self.scheduler is not None else []
+
+    def tuner(self, trainable, ctx: TrialContext, run_config, options: LaunchOptions):
+        from ray import tune
+
+        from . import search, searchers
+
+        plan = self.search_plan
+        search_alg, num_samples = searchers.build_search_alg(plan, ctx, options.max_concurrent)
+        param_space = {"sample": search.domains(self.spec), "ctx": ctx.payload()}
+        if self.spec.algorithm == "random" and len(plan.points) > 1:
+            param_space["point"] = tune.grid_search(list(range(len(plan.points))))
+        return tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=self.scheduler, num_samples=num_samples,
+                                        reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
+            run_config=run_config)
+
+    def abandon(self, uri: str, error: BaseException) -> None:
+        if self.parent is not None and interrupt.store_problem(uri) is None:
+            why = f"stopped by {error.reason} before its trials ran" if isinstance(error, interrupt.Interrupted) else \
+                "the search's driver stopped with an error"
+            tracking.end_run(uri, self.parent, "KILLED", why)
+
+    def finish(self, summary: SweepSummary, uri: str, experiment_id: str) -> None:
+        try:
+            if summary.store_error.startswith("could not be reached"):
+                raise OSError(summary.store_error)
+            _close_search(summary, uri, experiment_id, self.parent, self.spec)
+        except Exception as e:  # noqa: BLE001  (the front and the parent's close need the store; --resume writes them)
+            summary.store_error = summary.store_error or f"could not be written ({type(e).__name__}: {e})"
+
+
+def run_search(sweep: Sweep, profile: str, plan, **options) -> SweepSummary:
+    """Sample ``plan``'s space with Tune's searcher (and scheduler), one trial per sample and axis
+    point, under one MLflow parent run per launch; or continue the last launch (``resume``).
+    ``options``: harness.launcher.LaunchOptions."""
+    return launch(SearchLaunch(sweep, profile, plan), LaunchOptions(**options))
+
+
+def _close_search(summary: SweepSummary, uri: str, experiment_id: str, parent: str, spec) -> None:
+    """The search's runs that belong to no trial marked, its front computed, its parent run closed."""
     runs = tracking.children(uri, experiment_id, parent)
     trial_ids = {t.trial_id for t in summary.trials}
     for r in runs:
@@ -107,8 +138,6 @@ def run_search(sweep: Sweep, profile: str, plan, *, address: Optional[str] = Non
                      "interrupted; --resume continues the search" if summary.interrupted else None,
                      artifacts={"front.json": json.dumps({"objectives": spec.objectives, "front": front, "best": best,
                                                           "infeasible": infeasible}, indent=1, default=str)})
-    summary.wall_time_s = time.perf_counter() - start
-    return summary
 
 
 def _front(runs: list, objectives: dict) -> tuple[list, dict]:
@@ -144,13 +173,6 @@ def _front(runs: list, objectives: dict) -> tuple[list, dict]:
     return records(front), best
 
 
-def _describe(plan, trial) -> str:
-    from .search import decode
-
-    values = decode(plan.spec, trial.config["sample"])
-    return " ".join(f"{k}={_short(v)}" for k, v in values.items())
-
-
 def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -162,7 +184,7 @@ def _short(value) -> str:
 def _stop_recorder(uri: str):
     """A Tune callback closing, as soon as Tune ends it, the run of a trial a scheduler stopped inside
     its report (the trial itself never gets control back), so the UI shows it FINISHED with
-    ``stopped_early`` while the search goes on; ``_collect`` does the same for any it missed."""
+    ``stopped_early`` while the search goes on; ``harness.outcomes.collect`` does the same for any it missed."""
     from ray.tune import Callback
 
     class StopRecorder(Callback):

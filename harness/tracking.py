@@ -2,7 +2,8 @@
 
 A trial's run carries the whole resolved config as params (flattened, ``train.lr``), the tags
 ``artifact``, ``paper``, ``profile``, ``dataset``, ``config_digest``, ``git_sha``, ``trial_id``,
-``row`` (the paper's row label), ``device`` and package versions, per-epoch metrics with
+``row`` (the paper's row label), ``device``, package versions and ``lock_digest`` (with every installed
+distribution in the artifact ``environment.json``: harness.environment), per-epoch metrics with
 ``step = epoch`` (one ``log_batch`` per epoch), the config as ``config.yaml`` and a final status:
 FINISHED, FAILED (tag ``failure_reason``) or KILLED. A Trainer's run also carries ``precision``,
 its loader's tags (``loader``, ``resident_bytes``, ``stored_bytes``, ``resize_on``) and its dataset
@@ -31,6 +32,7 @@ from typing import Optional
 import yaml
 
 from .config import flatten
+from .runner import COUNT_KEYS
 # the store's URI, checks and client live in harness.store; re-exported, as every caller reads them here
 from .store import (READ_ONLY_HTTP, STORE_SCHEMES, URI_FORMAT, _first_call, _probe_server, _sqlite_path,  # noqa: F401
                     check_readable, check_reachable, client, default_tracking_uri, giving_up_quickly, resolve_uri)
@@ -40,19 +42,6 @@ PARAM_VALUE_MAX = 6000  # and values of at most 6000 characters
 EPOCH_MARKER = "epoch_time_s"  # a metric every epoch logs: its steps are the epochs recorded
 # seconds between system-metric samples (MLflow's default); MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it
 SYSTEM_METRICS_INTERVAL_S = 10.0
-
-
-def terminate_stale_runs(uri: str, experiment_id: str, trial_ids: dict[str, str], status: str = "FAILED") -> int:
-    """Close runs of these trials (trial_id -> reason) still RUNNING: a trial whose worker died past its
-    last retry never reached its own handler, and its run must not stay RUNNING forever."""
-    c = client(uri)
-    closed = 0
-    for trial_id, reason in trial_ids.items():
-        for run in c.search_runs([experiment_id], f"tags.trial_id = '{trial_id}' and attributes.status = 'RUNNING'"):
-            c.set_tag(run.info.run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
-            c.set_terminated(run.info.run_id, status=status)
-            closed += 1
-    return closed
 
 
 def _log_params(c, run_id: str, params: dict) -> None:
@@ -80,14 +69,25 @@ def reopen(uri: str, run_id: str) -> None:
         c.delete_tag(run_id, "failure_reason")
 
 
+def close_run(c, run_id: str, status: str, reason: Optional[str] = None) -> None:
+    """End a run ``status`` (FINISHED, FAILED, KILLED) through MLflow client ``c``, with why it did not
+    finish as its ``failure_reason`` tag: every run the harness closes is closed here."""
+    if reason:
+        c.set_tag(run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
+    c.set_terminated(run_id, status=status)
+
+
 def end_run(uri: str, run_id: str, status: str, reason: Optional[str] = None, artifacts: Optional[dict] = None) -> None:
     """Close a run the driver owns (a search's parent, a trial Tune ended); ``artifacts``: name -> text."""
     c = client(uri)
     for name, text in (artifacts or {}).items():
         c.log_text(run_id, text, name)
-    if reason:
-        c.set_tag(run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
-    c.set_terminated(run_id, status=status)
+    close_run(c, run_id, status, reason)
+
+
+def close_stopped(uri: str, run_id: str, why: str) -> None:
+    """KILLED: the trial of run ``run_id`` was cut short by its launch stopping (``why``); ``--resume`` goes on."""
+    end_run(uri, run_id, "KILLED", f"the launch was stopped ({why}); --resume continues this trial")
 
 
 def mark_lost(uri: str, run_id: str) -> None:
@@ -96,29 +96,29 @@ def mark_lost(uri: str, run_id: str) -> None:
     c = client(uri)
     c.set_tag(run_id, "lost_on_resume", "true")
     if c.get_run(run_id).info.status != "FINISHED":
-        c.set_tag(run_id, "failure_reason", "its driver died before Tune saved this trial; the resumed search "
-                                            "proposed another in its place")
-        c.set_terminated(run_id, status="KILLED")
+        close_run(c, run_id, "KILLED", "its driver died before Tune saved this trial; the resumed search "
+                                       "proposed another in its place")
 
 
 def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 
 
-def record_infeasible(ctx: dict, name: str, values: dict, reason: str, counts: dict) -> str:
-    """A sample refused before training: a FINISHED child run with its values, counts and reason, no epochs."""
+def record_infeasible(ctx, name: str, values: dict, reason: str, counts: dict) -> str:
+    """A sample refused before training: a FINISHED child run with its values, counts and reason, no epochs.
+    ``ctx``: the launch's harness.trial.TrialContext."""
     from mlflow.entities import Metric
 
-    c = client(ctx["tracking_uri"])
-    tags = {**ctx["tags"], "row": name.split("-")[0], "infeasible": "true", "infeasible_reason": reason[:PARAM_VALUE_MAX],
+    c = client(ctx.tracking_uri)
+    tags = {**ctx.tags, "row": name.split("-")[0], "infeasible": "true", "infeasible_reason": reason[:PARAM_VALUE_MAX],
             "mlflow.runName": name, "sample": json.dumps(values, sort_keys=True, default=str)[:5000]}
-    if ctx.get("parent_run_id"):
-        tags["mlflow.parentRunId"] = ctx["parent_run_id"]
-    run_id = c.create_run(ctx["experiment_id"], run_name=name, tags={k: str(v) for k, v in tags.items()}).info.run_id
+    if ctx.parent_run_id:
+        tags["mlflow.parentRunId"] = ctx.parent_run_id
+    run_id = c.create_run(ctx.experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()}).info.run_id
     _log_params(c, run_id, flatten(values))
     now = int(time.time() * 1000)
     c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
-    c.set_terminated(run_id, status="FINISHED")
+    close_run(c, run_id, "FINISHED")
     return run_id
 
 
@@ -131,7 +131,7 @@ def finish_stopped_early(uri: str, run_id: str, last: dict, stopped_early: bool 
     c = client(uri)
     val = {m.step: m.value for m in c.get_metric_history(run_id, "val_acc")}
     test = {m.step: m.value for m in c.get_metric_history(run_id, "test_acc")}
-    final = {k: last[k] for k in ("params", "macs", "flops", "nonzero_params", "binary_adds") if k in last}
+    final = {k: last[k] for k in COUNT_KEYS if k in last}
     if val:
         best_epoch = max(val, key=lambda e: (val[e], -e))  # the first epoch of the best val_acc, as the Trainer picks
         final.update(best_val_acc=val[best_epoch], best_epoch=best_epoch, test_acc_at_best_val=test.get(best_epoch, math.nan))
@@ -139,7 +139,7 @@ def finish_stopped_early(uri: str, run_id: str, last: dict, stopped_early: bool 
     c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()],
                 tags=[RunTag("stopped_early", "true" if stopped_early else "false"),
                       RunTag("epochs_run", str(int(last.get("epoch", 0))))])
-    c.set_terminated(run_id, status="FINISHED")
+    close_run(c, run_id, "FINISHED")
 
 
 def children(uri: str, experiment_id: str, parent_run_id: str) -> list:
@@ -164,8 +164,7 @@ def close_orphans(uri: str, experiment_id: str) -> int:
         driver = run.data.tags.get("driver", "")
         d_host, _, d_pid = driver.rpartition(":")
         if d_host == host and d_pid.isdigit() and not _alive(int(d_pid)):
-            c.set_tag(run.info.run_id, "failure_reason", f"driver {driver} exited before the trial ended")
-            c.set_terminated(run.info.run_id, status="KILLED")
+            close_run(c, run.info.run_id, "KILLED", f"driver {driver} exited before the trial ended")
             closed += 1
     return closed
 
@@ -236,6 +235,8 @@ class TrialRun:
     def __init__(self, uri: str, experiment_id: str, run_name: str, config: dict, tags: dict):
         from mlflow.entities import RunTag
 
+        from . import environment
+
         self.client, self.uri, self.monitor = client(uri), uri, None
         found = self.client.search_runs([experiment_id], f"tags.trial_id = '{tags['trial_id']}'", max_results=1)
         self.finished_metrics: Optional[dict] = None
@@ -261,7 +262,13 @@ class TrialRun:
                                                    "mlflow.runName": run_name, "attempt": "1"}).info.run_id
         _log_params(self.client, self.run_id, flatten(config))
         self.client.log_text(self.run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in environment_tags().items()])
+        env = environment.describe()  # every installed distribution and the lock, to rebuild this environment
+        self.client.log_dict(self.run_id, env, "environment.json")
+        # the versions a result may hinge on as tags too, so the UI's columns and a search can show them
+        versions = {f"{k}_version": env[k] for k in ("cuda", "cudnn", "nvidia_driver") if env.get(k) is not None}
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in
+                                                 {**environment_tags(), **versions,
+                                                  "lock_digest": env["lock_digest"]}.items()])
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         """One request per epoch: all of its metrics at ``step = epoch``, once (see the class doc)."""
@@ -278,21 +285,33 @@ class TrialRun:
         """The loader's tags, and ``dataset`` (name, source, digest, splits, loader, ...) as the run's
         MLflow input with context ``training``; logged again by a retried trial, MLflow keeps one."""
         from mlflow.entities import Dataset, DatasetInput, InputTag, RunTag
+        from mlflow.exceptions import MlflowException
 
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         profile = {k: v for k, v in dataset.items() if k not in ("name", "source", "digest")}
         entity = Dataset(name=dataset["name"], digest=dataset["digest"], source_type="local",
                          source=json.dumps({"uri": dataset["source"]}), profile=json.dumps(profile, sort_keys=True))
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, [InputTag("mlflow.data.context",
-                                                                                       "training")])])
+        inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", "training")])]
+        # MLflow looks the experiment's dataset up, then inserts it when absent: two trials starting
+        # together in a new experiment both insert, and one fails on the datasets table's UNIQUE
+        # (experiment, name, digest). Logging an input is idempotent and the row is there by then,
+        # so the loser's retry reuses it; a few tries, then the error is the trial's.
+        tries = 3
+        for attempt in range(tries):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
 
     def start_system_metrics(self, interval_s: float = SYSTEM_METRICS_INTERVAL_S) -> None:
         """MLflow's SystemMetricsMonitor (CPU, memory, disk, network; GPU with nvidia-ml-py) on this
         run, in a thread, until ``stop_system_metrics``; a resumed run continues its steps."""
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        from .adapters import system_metrics_monitor
 
-        self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_s, resume_logging=True,
-                                            tracking_uri=self.uri)
+        self.monitor = system_metrics_monitor(self.run_id, interval_s, self.uri)
         self.monitor.start()
 
     def stop_system_metrics(self) -> None:
@@ -322,9 +341,7 @@ class TrialRun:
             self.client.log_artifact(self.run_id, str(path))
 
     def finish(self, status: str = "FINISHED", reason: Optional[str] = None) -> None:
-        if reason:
-            self.client.set_tag(self.run_id, "failure_reason", reason[:PARAM_VALUE_MAX])
-        self.client.set_terminated(self.run_id, status=status)
+        close_run(self.client, self.run_id, status, reason)
 
 
 def _param_text(v) -> str:

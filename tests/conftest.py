@@ -4,6 +4,12 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def run_cache_folder(tmp_path_factory):
+    """harness.runcache writes under the run's own temp folder, never the user's ~/.cache/harness/runs."""
+    os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("run_cache"))
+
+
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory):
     """Ray starts once per test run (it takes seconds); stopped by ray.shutdown, never `ray stop`."""
@@ -22,6 +28,23 @@ def store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def no_ray(tmp_path, monkeypatch):
+    """A working folder whose store and Tune state stay in tmp_path, and Ray behind a tripwire: a
+    bad input that got past every check fails the test instead of starting Ray."""
+    from harness import launcher
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HARNESS_RAY_RESULTS", str(tmp_path / "ray_results"))
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("Ray would start: this bad input got past every check")
+
+    monkeypatch.setattr(launcher, "init_ray", tripwire)
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -22,15 +22,16 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from harness import catalog, cli, config, sweep as sweep_mod, tracking
+from harness import catalog, checks, cli, config, outcomes, tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.launch import LAUNCH_FILE
 
 from . import procs
 
 TINY = {"name": "tiny_bad_input", "paper": "jiang",
         "artifacts": [{"id": "tiny-bad-input", "kind": "table", "number": "0", "title": "tiny",
-                       "report": "analysis.jiang:make_performance_table",
+                       "report": "harness_analysis.jiang:make_performance_table",
                        "options": {"published": "4-9"}}],
         "base": {"data": {"dataset": "digits", "train_subset": 200, "test_subset": 50, "val_size": 40},
                  "model": {"name": "digits_cnn"}, "train": {"epochs": 2, "batch_size": 32}},
@@ -43,16 +44,9 @@ def _sweep_text(**changes) -> str:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(no_ray):
     """A working folder with the tiny sweep file, a text file, a store path; Ray behind a tripwire."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("HARNESS_RAY_RESULTS", str(tmp_path / "ray_results"))
-
-    def tripwire(*args, **kwargs):
-        raise AssertionError("Ray would start: this bad input got past every check")
-
-    monkeypatch.setattr(sweep_mod, "init_ray", tripwire)
+    tmp_path = no_ray
     (tmp_path / "tiny.yaml").write_text(_sweep_text())
     (tmp_path / "notes.txt").write_text("not a database\n")
     return tmp_path
@@ -101,9 +95,9 @@ CASES = {
     "classes": (_run("--set", "data.classes=50"), "data.classes", "50"),
     "data-root": (_run("--set", "data.data_root=no/such/folder"), "data.data_root", "no/such/folder"),
     "download": (_run("--set", "data.dataset=imagenet", "--set", "data.download=true"), "data.download", "True"),
-    "report-fn": (_run(target="nofn.yaml"), "report", "analysis.jiang:make_nothing"),
+    "report-fn": (_run(target="nofn.yaml"), "report", "harness_analysis.jiang:make_nothing"),
     "report-fn-report": (["report", "nofn.yaml", "--tracking-uri", "sqlite:///store.db"], "report",
-                         "analysis.jiang:make_nothing"),
+                         "harness_analysis.jiang:make_nothing"),
     # 5. what used to be a traceback
     "overflow": (_run("--set", "train.lr=1e400"), "train.lr", "1e400"),
     "overflow-int": (_run("--set", f"train.lr={10**400}"), "train.lr", "1000"),
@@ -142,6 +136,9 @@ CASES = {
     "ui-port": (["ui", "--port", "99999"], "--port", "99999"),
     "resume-none": (_run("--resume"), "--resume", "tiny_bad_input"),
     "search-seed": (_run("--search-seed", "-1", target="cross_paper_pareto"), "search.seed", "-1"),
+    # two owners of the lr (issue 23): dbs sets it per epoch, cosine_iter before every step
+    "lr-owners": (_run("--set", "method.name=dbs", "--set", "train.schedule=cosine_iter"), "train.schedule",
+                  "cosine_iter"),
     # 8. messages
     "option-key": (_run("--set", "model.options.foo=1"), "model.options.foo", "1"),
     "model-name": (_run("--set", "model.name=resnet21"), "model.name", "resnet21"),
@@ -166,7 +163,7 @@ CASES = {
     "autocast-gone": (_run("--set", "train.autocast=true"), "train.autocast", "True"),
 }
 FILES = {  # sweep files the cases above name, written into the working folder
-    "nofn.yaml": _sweep_text(artifacts=[{**TINY["artifacts"][0], "report": "analysis.jiang:make_nothing"}]),
+    "nofn.yaml": _sweep_text(artifacts=[{**TINY["artifacts"][0], "report": "harness_analysis.jiang:make_nothing"}]),
     "broken.yaml": "name: x\nrows: [1, 2\n",
     "noname.yaml": yaml.safe_dump({k: v for k, v in TINY.items() if k != "name"}),
     "noid.yaml": _sweep_text(artifacts=[{k: v for k, v in TINY["artifacts"][0].items() if k != "id"}]),
@@ -305,7 +302,7 @@ def test_a_store_is_byte_identical_after_bad_commands(env, capsys):
     # a launch of this sweep recorded against another store: --resume into this one must refuse
     launch = env / "ray_results" / "tiny_bad_input-smoke-20260101-000000"
     launch.mkdir(parents=True)
-    (launch / sweep_mod.LAUNCH_FILE).write_text(json.dumps(
+    (launch / LAUNCH_FILE).write_text(json.dumps(
         {"sweep": "tiny_bad_input", "profile": "smoke", "tracking_uri": "sqlite:///elsewhere.db"}))
     _write_files(env)
     before = _digest(store_dir)
@@ -336,7 +333,7 @@ def test_a_failed_trials_reason_is_its_own_first_line_without_colour():
     from ray.exceptions import RayTaskError  # what Ray raises: its own type around the trial's exception
 
     cause = ValueError("\x1b[31mbad weights\x1b[0m\nsecond line")
-    reason = sweep_mod._reason(RayTaskError("ImplicitFunc.train", "\x1b[36mray::ImplicitFunc.train()\x1b[39m", cause))
+    reason = outcomes._reason(RayTaskError("ImplicitFunc.train", "\x1b[36mray::ImplicitFunc.train()\x1b[39m", cause))
     assert reason == "ValueError: bad weights"
 
 
@@ -348,15 +345,15 @@ def test_a_cluster_that_cannot_hold_a_trial_is_refused_unless_asked_to_wait(monk
     monkeypatch.setattr(ray, "nodes", lambda: nodes)
     configs = [RunConfig().to_dict()]
     with pytest.raises(ConfigError) as e:
-        sweep_mod._check_resources(configs, "HEAD:6379", 1, 2, wait=False, verbose=False)
+        checks._check_resources(configs, "HEAD:6379", 1, 2, wait=False, verbose=False)
     assert e.value.key == "--gpus-per-trial" and "--wait-for-resources" in str(e.value) and "1 GPUs" in str(e.value)
     with pytest.raises(ConfigError, match="cpus-per-trial"):
-        sweep_mod._check_resources(configs, "HEAD:6379", 6, 1, wait=False, verbose=False)  # 6 CPUs and a GPU: no node
-    sweep_mod._check_resources(configs, "HEAD:6379", 1, 2, wait=True, verbose=False)  # an autoscaler may add one
-    sweep_mod._check_resources(configs, "HEAD:6379", 4, 1, wait=False, verbose=False)
+        checks._check_resources(configs, "HEAD:6379", 6, 1, wait=False, verbose=False)  # 6 CPUs and a GPU: no node
+    checks._check_resources(configs, "HEAD:6379", 1, 2, wait=True, verbose=False)  # an autoscaler may add one
+    checks._check_resources(configs, "HEAD:6379", 4, 1, wait=False, verbose=False)
     cuda = [RunConfig.from_dict({"train": {"device": "cuda"}}).to_dict()]
     with pytest.raises(ConfigError, match="--gpus-per-trial"):  # it could land on the CPU-only node
-        sweep_mod._check_resources(cuda, "HEAD:6379", 1, 0, wait=False, verbose=False)
+        checks._check_resources(cuda, "HEAD:6379", 1, 0, wait=False, verbose=False)
 
 
 # ---- property-based: arbitrary text in, a config or a ConfigError out ----

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from analysis import calli
+from harness_analysis import calli
 from harness import catalog
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from analysis import calli_studies
-from analysis import published
+from harness_analysis import calli_studies
+from harness_analysis import published
 from harness import catalog, measure, models
 from harness.errors import ConfigError
 from harness.models import calli_rules

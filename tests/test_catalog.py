@@ -63,7 +63,7 @@ PROFILES = {"paper": {}, "quick": {}, "smoke": {"config": {"train": {"epochs": 1
 
 
 def _artifact(i="t"):
-    return {"id": f"{i}-table", "kind": "table", "number": "1", "title": "t", "report": "analysis.jiang:make_performance_table",
+    return {"id": f"{i}-table", "kind": "table", "number": "1", "title": "t", "report": "harness_analysis.jiang:make_performance_table",
             "options": {"published": "4-9"}}
 
 
@@ -183,9 +183,9 @@ def test_wrong_report_options_fail_before_any_run(tmp_path):
     with pytest.raises(ConfigError) as e:
         catalog.report_function(s.artifacts[0])
     assert e.value.key == "t.yaml.artifacts.t-table.options" and "published" in str(e.value)
-    with pytest.raises(ConfigError, match="module:function of a function analysis.jiang defines"):
+    with pytest.raises(ConfigError, match="module:function of a function harness_analysis.jiang defines"):
         catalog.report_function(catalog.Artifact(id="x", paper="jiang", kind="table", number="1", title="x",
-                                                 sweep="x", report="analysis.jiang:make_table_4_9"))
+                                                 sweep="x", report="harness_analysis.jiang:make_table_4_9"))
 
 
 # ---- several sweeps in one file -------------------------------------------------------------------------

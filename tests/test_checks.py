@@ -7,19 +7,15 @@ from typing import Literal, Optional
 import pytest
 
 from harness import checks
-from harness.config import SAMPLERS, RunConfig
+from harness.config import RunConfig
 from harness.errors import ConfigError, check_options, coerce, option_types
-from harness.registry import METHODS, MODELS
+from harness.registry import EXPERIMENTS, METHODS, MODELS, method_flag
 
 
 def _refused(d: dict) -> ConfigError:
     with pytest.raises(ConfigError) as e:
         checks.checked(d)
     return e.value
-
-
-def test_the_configs_samplers_are_the_registered_ones():
-    assert sorted(SAMPLERS) == sorted(n for n in METHODS.names() if METHODS.meta(n).get("kind") == "sampler")
 
 
 @pytest.mark.parametrize("d,key,value,valid", [
@@ -120,14 +116,41 @@ def test_unknown_options_list_the_accepted_ones_up_the_mro():
 def test_every_registered_option_is_typed():
     """Each model builder's and method's options carry an annotation the coercion reads."""
     untyped = []
-    for registry in (MODELS, METHODS):
+    for registry in (MODELS, METHODS, EXPERIMENTS):  # not SAMPLERS: the sampler section is typed by SamplerConfig
         for name in registry.names():
-            if registry is METHODS and registry.meta(name).get("kind") == "sampler":
-                continue  # samplers are configured by the sampler section, typed by SamplerConfig
             for option, hint in option_types(registry.get(name))[0].items():
                 if hint is typing.Any:
                     untyped.append(f"{name}.{option}")
     assert untyped == []
+
+
+# ---- capability flags: declared once, in the registration, read by harness.registry.method_flag ----
+
+def test_experiments_declare_what_they_do_not_need():
+    flags = {name: (method_flag(name, "uses_dataset"), method_flag(name, "builds_model"))
+             for name in EXPERIMENTS.names() + ["none", "prune"]}
+    assert flags == {"latency": (False, True), "node_pruning_autoencoder": (True, False),
+                     "node_pruning_residual": (True, True), "node_pruning_summation": (False, False),
+                     "none": (True, True), "prune": (True, True)}  # a training method reads model and data
+    with pytest.raises(KeyError, match="uses_data"):
+        method_flag("latency", "uses_data")
+
+
+@pytest.mark.parametrize("method,refused", [("node_pruning_summation", False), ("node_pruning_autoencoder", True)])
+def test_a_study_that_makes_its_own_data_needs_none_on_disk(no_ray, method, refused):
+    """The driver's checks refuse a data_root that is not a folder, but not for the summation study,
+    whose registration declares uses_dataset=False (its instance says nothing: read from one place)."""
+    config = RunConfig.from_dict({"data": {"dataset": "mnist", "data_root": str(no_ray / "no" / "such" / "folder")},
+                                  "method": {"name": method}}).to_dict()
+    preflight = lambda: checks.preflight([config], 1, f"sqlite:///{no_ray / 'store.db'}", None,  # noqa: E731
+                                          cpus_per_trial=1, max_concurrent=None)
+    if refused:
+        with pytest.raises(ConfigError) as e:
+            preflight()
+        assert e.value.key == "data.data_root"
+    else:
+        assert preflight().startswith("sqlite:")
+    assert checks.model_configs([config]) == []  # neither builds model.name, so none is built to check it
 
 
 # ---- the order of the driver's checks around ray.init (issue 12, item 3) ----
@@ -191,7 +214,7 @@ def test_a_model_that_fails_on_its_input_is_found_while_ray_starts(tmp_path, mon
     down, and nothing is recorded: no store, no Tune experiment."""
     import ray
 
-    from harness import cli, sweep as sweep_mod
+    from harness import cli, launcher
 
     namespace: dict = {}
     exec(SHAPE_FAILS, namespace)  # noqa: S102  (a model for this test only, registered for its duration)
@@ -209,7 +232,7 @@ def test_a_model_that_fails_on_its_input_is_found_while_ray_starts(tmp_path, mon
         events.append("shutdown")
         up["ray"] = False
 
-    monkeypatch.setattr(sweep_mod, "init_ray", fake_init_ray)
+    monkeypatch.setattr(launcher, "init_ray", fake_init_ray)
     monkeypatch.setattr(ray, "is_initialized", lambda: up["ray"])
     monkeypatch.setattr(ray, "shutdown", fake_shutdown)
     for name in ("_check_builds", "_check_models"):

@@ -59,3 +59,52 @@ def test_bad_input_exits_2_naming_key_and_valid(capsys, argv, words):
     assert rc == 2
     for w in words:
         assert w in err, (w, err)
+
+
+@pytest.mark.parametrize("reader", ["head -n 0", "head -n 1"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, reader):
+    """`harness list | head -n 1`: no BrokenPipeError traceback. ``head -n 0`` leaves before the first write
+    (the failure every time: a traceback before main caught it); ``head -n 1`` leaves after the first line,
+    while the output (17 kB) may still fit the pipe, as a user mostly sees it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    harness = Path(sys.executable).parent / "harness"
+    command = f"set -o pipefail; {harness} list --json --tracking-uri sqlite:///{tmp_path / 'none.db'} | {reader}"
+    out = subprocess.run(command, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+    assert out.stdout == ("" if reader == "head -n 0" else "[\n")
+    if reader == "head -n 0":
+        assert out.returncode == 1  # the command could not write its output (the signal docs' recipe)
+
+
+def test_report_on_a_sweep_whose_runs_all_failed_lists_them_and_exits_1(tmp_path, capsys):
+    from harness import tracking
+    from harness.config import RunConfig
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    reports = str(tmp_path / "reports")
+    argv = ["report", "jiang-table-4-9", "--tracking-uri", uri, "--out", reports]
+    experiment = tracking.ensure_experiment(uri, "jiang_table_4_9")  # what the sweep's launch creates
+    rc, out, _ = _run(capsys, *argv)
+    assert rc == 0 and "no recorded runs" in out  # a store without a run of the sweep: nothing to say why
+    config = RunConfig.from_dict({"data": {"dataset": "digits"}, "model": {"name": "digits_cnn"}}).to_dict()
+    trial = tracking.TrialRun(uri, experiment, "baseline-seed0", config,
+                              {"artifact": "jiang-table-4-9", "paper": "jiang", "profile": "smoke", "row": "baseline",
+                               "seed": 0, "trial_id": "t0", "config_digest": "d0"})
+    trial.finish("FAILED", "RuntimeError: CUDA out of memory\n(the rest of the message)")
+    client = tracking.client(uri)
+    for i in range(1, 23):  # more runs than a report lists
+        run = client.create_run(experiment, run_name=f"row{i:02d}-seed0",
+                                tags={"profile": "smoke", "row": f"row{i:02d}", "trial_id": f"t{i}"}).info.run_id
+        client.set_tag(run, "failure_reason", f"ValueError: reason {i}")
+        client.set_terminated(run, "FAILED")
+    rc, out, _ = _run(capsys, *argv)
+    lines = out.splitlines()
+    assert rc == 1 and "no recorded runs" not in out
+    assert lines[0] == "nothing rendered from sweep jiang_table_4_9: 23 runs, none FINISHED:"
+    assert lines[1] == "  baseline-seed0 FAILED: RuntimeError: CUDA out of memory"  # the reason's first line
+    assert lines[2] == "  row01-seed0 FAILED: ValueError: reason 1"
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  … and 3 more"

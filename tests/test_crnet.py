@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import jiang_crnet
-from analysis.jiang_crnet import PUBLISHED, SETTINGS, paper_counts, row_label
+from harness_analysis import jiang_crnet
+from harness_analysis.jiang_crnet import PUBLISHED, SETTINGS, paper_counts, row_label
 from harness import catalog, checks, cli, models
 from harness.errors import ConfigError
 from harness.layers import crnet as blocks
@@ -365,7 +365,7 @@ def test_a_profile_keeps_the_rows_it_names(tmp_path):
     path = tmp_path / "rows.yaml"
     spec = {"name": "rows_test", "paper": "jiang",
             "artifacts": [{"id": "rows-test", "kind": "table", "number": "0", "title": "t",
-                           "report": "analysis.jiang_crnet:make_results_table",
+                           "report": "harness_analysis.jiang_crnet:make_results_table",
                            "options": {"published": "4-1"}}],
             "base": {"data": {"dataset": "digits"}, "model": {"name": "digits_cnn"}},
             "rows": [{"label": "a"}, {"label": "b"}, {"label": "c"}],
@@ -380,7 +380,7 @@ def test_a_profile_keeps_the_rows_it_names(tmp_path):
 
 
 # -- Tables 4-10, 4-12, 4-14: the paper's printed relative changes, not a recomputation ----------
-from analysis import jiang  # noqa: E402
+from harness_analysis import jiang  # noqa: E402
 
 
 def _runs(rows):

@@ -1,7 +1,7 @@
 """docs/fidelity.md stays true to the code it cites (issue 15).
 
 It has one section per paper, anchored where every report's last note points
-(``analysis.report.FIDELITY_SECTIONS``), each naming its seed text; every file it cites exists, and
+(``harness_analysis.report.FIDELITY_SECTIONS``), each naming its seed text; every file it cites exists, and
 every ``tests/<file>.py::<test>`` it cites is a test defined in that file, so a renamed test or a
 moved module shows up here rather than as a dead reference in the one place readers go to judge
 the readings.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from analysis.report import FIDELITY_SECTIONS
+from harness_analysis.report import FIDELITY_SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "fidelity.md"

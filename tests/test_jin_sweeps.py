@@ -143,7 +143,7 @@ def test_reports_name_the_dataset_the_runs_used(jin_smoke):
 # ---- the count tables' numbers, by hand (no runs) -------------------------------------------------
 
 def _counts(name, **options):
-    from analysis import jin_counts
+    from harness_analysis import jin_counts
 
     return jin_counts.count(name, options)
 
@@ -201,7 +201,7 @@ def test_resnet_rejects_an_unknown_shortcut_or_stride_place():
 
 
 def test_table_2_1_shows_the_closest_reading_that_counts_bn():
-    from analysis import jin_counts
+    from harness_analysis import jin_counts
 
     for name, tried in jin_counts.table_2_1_candidates().items():
         with_bn = [(total, reading.label) for reading, _, total in tried if reading.bn_params]
@@ -219,7 +219,7 @@ def test_table_3_2_rule_by_hand():
     channel-sparse (any width): 2 weights per 1x1 output channel + its bias, 3*1152 = 3,456 params;
     2*(64*3025 + 192*729 + 384*169 + 2*256*169) = 969,984 MACs: 59,591,936.
     """
-    from analysis import jin_counts
+    from harness_analysis import jin_counts
 
     table = jin_counts.make_table_3_2().frame.set_index("row (ours)")
     exact = table[["exact nonzero_params", "exact macs"]].astype(int)

@@ -146,8 +146,10 @@ def test_mobilenetv2_small_input_strides():
 
 # ---- the shared scaffolding (harness.models.common) and counts it must keep ----
 
-def test_round_channels_rounds_halves_up_and_keeps_one_channel():
-    assert [round_channels(16, w) for w in (0.5, 5 / 32, 9 / 32, 0.7071067811865476, 0.01)] == [8, 3, 5, 11, 1]
+def test_round_channels_rounds_halves_up_and_refuses_none():
+    assert [round_channels(16, w) for w in (0.5, 5 / 32, 9 / 32, 0.7071067811865476, 1 / 32)] == [8, 3, 5, 11, 1]
+    with pytest.raises(ConfigError):  # 0.16 of a channel: no longer 1 channel under a width it does not have
+        round_channels(16, 0.01)
     assert round_channels(64, 0.7071067811865476) == 45  # 45.25
     assert round_channels(4096, 0.7071067811865476) == 2896  # 2896.31
 
@@ -219,3 +221,40 @@ def test_seeded_builds_are_identical():
 def test_counts_by_hand(name, options, params, macs):
     counts = profile_model(name, options, (3, 32, 32))
     assert (counts["params"], counts["macs"]) == (params, macs)
+
+
+@pytest.mark.parametrize("name,options,narrowest,smallest", [
+    ("resnet20", {}, 16, "0.03125"),
+    ("wrn28_10", {}, 16, "0.03125"),  # the stem, not the 160-channel groups
+    ("digits_cnn", {}, 32, "0.015625"),
+    ("alexnet_fmnist", {}, 64, "0.0078125"),
+    ("convpool_cnn", {}, 96, "0.00521"),  # 0.5 / 96 = 0.0052083..., shown rounded up: it builds when copied back
+    ("vgg16", {"width_rounding": "nearest"}, 64, "0.0078125"),
+    ("mobilenetv2", {"width_rounding": "nearest"}, 16, "0.03125"),  # its 16-channel layer comes after the 32 of its stem
+])
+def test_a_width_that_leaves_a_layer_no_channel_is_refused_naming_the_smallest_that_builds(name, options, narrowest,
+                                                                                          smallest):
+    with torch.device("meta"):
+        for width in (1e-6, float(smallest) * 0.99):
+            with pytest.raises(ConfigError) as info:
+                models.build(name, width=width, **options)
+            assert (info.value.key, info.value.value) == ("model.width", width)
+            assert info.value.valid == (f"a width at which the narrowest layer ({narrowest} channels at width 1) "
+                                        f"keeps >= 1 channel: >= {smallest}")
+        models.build(name, width=float(smallest), **options)  # the width the message names builds
+
+
+def test_a_width_below_a_channel_is_bad_input_before_ray_starts(capsys, monkeypatch, tmp_path):
+    import ray
+
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("Ray started"))
+    assert cli.main(["profile", "resnet20", "--set", "width=1e-6"]) == 2
+    assert "model.width=1e-06 is not valid" in capsys.readouterr().err
+    rc = cli.main(["run", "jiang-table-4-9", "--profile", "smoke", "--set", "model.options.width=1e-6",
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("harness: error: model.options.width=1e-06 is not valid: expected a width "), err
+    assert not (tmp_path / "mlflow.db").exists()

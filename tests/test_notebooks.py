@@ -41,7 +41,7 @@ def _check_jiang(nb) -> None:
     cells = re.findall(r"<td>([^<]*)</td>", r1)
     assert len(cells) == 8 and all(c not in ("", "NaN", "nan") for c in cells), cells  # ours measured too
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "6 finished runs, profile smoke" in printed and "matches analysis.jiang.summary" in printed
+    assert "6 finished runs, profile smoke" in printed and "matches harness_analysis.jiang.summary" in printed
     figure = [o for o in _tagged_outputs(nb, "figure") if "image/png" in o.get("data", {})]
     assert "with 2 Axes" in figure[0]["data"]["text/plain"]
 
@@ -97,7 +97,7 @@ def _check_zheng(nb) -> None:
         assert float(ours["Time s (ours)"]) > 0
     printed = _printed(nb)
     assert f"{_smoke_cells('zheng_table_1')} finished runs, profile smoke" in printed
-    assert "matches analysis.zheng.make_sparsity_table" in printed
+    assert "matches harness_analysis.zheng.make_sparsity_table" in printed
     assert "with 2 Axes" in _figure_axes(nb)
 
 
@@ -128,7 +128,7 @@ def _check_poellot(nb) -> None:
     assert rows["a0.5-n2-stacking"][ours] == f"{delta:.2f}"
     printed = _printed(nb)
     assert f"{_smoke_cells('poellot_accuracy')} finished runs, profile smoke" in printed
-    assert "matches analysis.poellot.make_accuracy_table" in printed
+    assert "matches harness_analysis.poellot.make_accuracy_table" in printed
     assert "with 2 Axes" in _figure_axes(nb)
 
 
@@ -150,7 +150,7 @@ def _check_calli(nb) -> None:
     printed = _printed(nb)
     for artifact, sweep in (("calli-table-3-2", "calli_table_3_2"), ("calli-figure-3.1", "calli_figure_3_1")):
         assert f"{artifact}: {_smoke_cells(sweep)} finished runs, profile smoke" in printed
-    assert "matches analysis.calli.make_table_3_2" in printed
+    assert "matches harness_analysis.calli.make_table_3_2" in printed
     assert "with 2 Axes" in _figure_axes(nb)
 
 
@@ -171,7 +171,7 @@ def _check_jin(nb) -> None:
     assert float(rows["binary-approx"]["MAC saving (ours)"]) > 1
     printed = _printed(nb)
     assert f"{_smoke_cells('jin_table_3_1')} finished runs, profile smoke" in printed
-    assert "matches analysis.jin.make_table_3_1" in printed
+    assert "matches harness_analysis.jin.make_table_3_1" in printed
     assert "with 2 Axes" in _figure_axes(nb)
 
 

@@ -169,7 +169,7 @@ def test_system_metrics_are_sampled_while_the_trial_trains(store):
 
 
 def test_every_report_states_precision_and_loader():
-    from analysis.report import training_note
+    from harness_analysis.report import training_note
 
     runs = pd.DataFrame({"precision": ["fp32", "fp32", "bf16"], "loader": ["resident", "resident", "stream"],
                          "dataset": ["digits", "digits", "imagenet"]})

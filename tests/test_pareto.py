@@ -1,4 +1,4 @@
-"""analysis.pareto: the front against a brute-force reference and a hand-derived case; the summary,
+"""harness_analysis.pareto: the front against a brute-force reference and a hand-derived case; the summary,
 table and figure on runs shaped like harness.runs.load_runs' output."""
 import itertools
 import math
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.pareto import make_pareto_figure, make_pareto_table, pareto_front, summarize
+from harness_analysis.pareto import make_pareto_figure, make_pareto_table, pareto_front, summarize
 
 
 def brute_force_front(frame: pd.DataFrame, objectives: dict) -> list:

@@ -316,7 +316,7 @@ def test_data_options_are_checked_and_crop_padding_reaches_the_loader():
 # ---- reports on fabricated runs -------------------------------------------------------------------
 
 def test_accuracy_table_puts_the_difference_to_the_full_network_beside_the_slides():
-    from analysis.poellot import make_accuracy_table
+    from harness_analysis.poellot import make_accuracy_table
 
     runs = pd.DataFrame([
         {"row": "cifar10-full", "seed": 0, "test_acc_at_best_val": 90.0},
@@ -336,7 +336,7 @@ def test_accuracy_table_puts_the_difference_to_the_full_network_beside_the_slide
 
 
 def test_timing_table_relates_every_row_to_the_full_network():
-    from analysis.poellot import make_timing_table
+    from harness_analysis.poellot import make_timing_table
 
     runs = pd.DataFrame([{"row": row, "train_batch_ms": ms, "infer_batch_ms": ms / 4, "timing_batch": 16,
                           "device": "NVIDIA H100", "dataset": "cifar10", "config.model.options.base": "vgg16"}
@@ -392,7 +392,7 @@ def test_mixed_width_combonet_of_the_papers_bases_outputs_the_mean_of_its_member
 def test_the_sweeps_mixed_rows_are_the_reports_and_its_counts_are_the_built_models():
     """The α sets of poellot_accuracy.yaml's mixed rows are the report's, and the params / MACs ratios its
     comment prints (224x224 CIFAR-10, against the full-size network) are those of the built models."""
-    from analysis.poellot import MIXED, ROWS
+    from harness_analysis.poellot import MIXED, ROWS
     from harness import catalog
 
     sweep = catalog.all_sweeps()["poellot_accuracy"]
@@ -419,7 +419,7 @@ def test_the_sweeps_mixed_rows_are_the_reports_and_its_counts_are_the_built_mode
 
 
 def test_accuracy_table_shows_the_mixed_rows_after_the_uniform_combonet():
-    from analysis.poellot import make_accuracy_table
+    from harness_analysis.poellot import make_accuracy_table
 
     runs = pd.DataFrame([
         {"row": "cifar10-full", "seed": 0, "test_acc_at_best_val": 90.0},
@@ -447,7 +447,7 @@ def test_quick_rows_of_mobilenetv2_and_wrn_train_on_digits_and_render(base, colu
     """The quick profile's cells of these bases, as `harness run poellot_accuracy --profile quick --dataset digits`
     resolves them, on 48 training images for one epoch (the full quick profile: docs/fidelity.md), trained and
     rendered: the full-size row, a mixed-α ComboNet and α = 0.25, N = 4 stacking."""
-    from analysis.poellot import make_accuracy_table
+    from harness_analysis.poellot import make_accuracy_table
     from harness import catalog
 
     sweep = catalog.all_sweeps()["poellot_accuracy"]

@@ -1,7 +1,7 @@
-"""analysis.report: a table is written as md, csv and tex with its cells exactly as the report made them."""
+"""harness_analysis.report: a table is written as md, csv and tex with its cells exactly as the report made them."""
 import pandas as pd
 
-from analysis.report import Table, _write
+from harness_analysis.report import Table, _write
 from harness.catalog import Artifact
 
 
@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from analysis import published  # noqa: E402
+from harness_analysis import published  # noqa: E402
 from harness.errors import ConfigError  # noqa: E402
 
 ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"

@@ -117,7 +117,7 @@ def test_an_experiment_checkpoint_continues_the_cycles_identically():
     assert result.final == straight_result.final
 
 
-@METHODS.register("test_records_context", kind="train")
+@METHODS.register("test_records_context")
 class _RecordsContext(TrainMethod):
     """Records what every hook is given."""
 
@@ -205,7 +205,7 @@ def test_a_model_declaring_its_own_loss_and_a_validation_fit_has_them_used():
 _BUILT = []
 
 
-@METHODS.register("test_counts_builds", kind="train")
+@METHODS.register("test_counts_builds")
 class _CountsBuilds(TrainMethod):
     def __init__(self):
         _BUILT.append(self)

@@ -71,3 +71,22 @@ def test_bad_settings_name_the_key(alpha, gamma, se, key):
     with pytest.raises(ConfigError) as e:
         sampling.plan(12, alpha, gamma, se)
     assert e.value.key == key
+
+
+def test_the_sampler_is_chosen_through_its_registry(monkeypatch):
+    """A sampler registered in SAMPLERS is a valid ``sampler.name`` and is what a run's ratios come
+    from: no list of names in the config, no branch over names in the dispatch."""
+    from harness.config import RunConfig
+    from harness.registry import SAMPLERS
+
+    SAMPLERS.names()  # filled from harness.methods.sampling first, so the test's entry is the only one added
+    monkeypatch.setitem(SAMPLERS._items, "test_halving", lambda sampler, epochs: [0.5 ** e for e in range(epochs)])
+    monkeypatch.setitem(SAMPLERS._meta, "test_halving", {})
+    cfg = RunConfig.from_dict({"train": {"epochs": 3}, "sampler": {"name": "test_halving"}})
+    assert sampling.schedule_from_config(cfg.sampler, 3) == [1.0, 0.5, 0.25]
+    cfg = RunConfig.from_dict({"train": {"epochs": 3}, "sampler": {"name": "three_stage", "alpha": [1, 0.5, 1],
+                                                                   "gamma": [1 / 3] * 3, "internal": 1}})
+    assert sampling.schedule_from_config(cfg.sampler, 3) == [1.0, 0.5, 1.0]  # one epoch per stage, internal 1
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict({"sampler": {"name": "flat", "alpha": [0.5, 0.5]}})  # the flat sampler's own check
+    assert (e.value.key, e.value.valid) == ("sampler.alpha", "one ratio for the flat sampler")

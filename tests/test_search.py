@@ -35,7 +35,7 @@ def write_search_sweep(tmp_path: Path, search_block: dict, name: str = "search_t
     path.write_text(yaml.safe_dump({
         "name": name, "paper": "cross",
         "artifacts": [{"id": f"{name}-pareto", "kind": "table", "number": "T", "title": name,
-                       "report": "analysis.pareto:make_pareto_table"}],
+                       "report": "harness_analysis.pareto:make_pareto_table"}],
         "base": base or BASE, "axes": axes or {}, "search": search_block,
         "profiles": profiles or {"paper": {}, "quick": {}, "smoke": {}}}, sort_keys=False))
     return catalog.load_sweep(path)

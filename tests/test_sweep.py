@@ -94,7 +94,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
     sweep_file.write_text(yaml.safe_dump({
         "name": "test_diverge", "paper": "jiang",
         "artifacts": [{"id": "test-diverge", "kind": "table", "number": "0", "title": "t",
-                       "report": "analysis.jiang:make_performance_table",
+                       "report": "harness_analysis.jiang:make_performance_table",
                        "options": {"published": "4-9"}}],
         "base": {"data": {"dataset": "digits", "train_subset": 64, "test_subset": 32, "val_size": 16},
                  "model": {"name": "digits_cnn"}, "train": {"epochs": 2, "batch_size": 32, "save_model": True}},

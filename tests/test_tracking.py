@@ -131,19 +131,6 @@ def test_an_unfinished_trial_continues_its_run_without_relogging_epochs(uri, exp
     assert [(m.step, m.value) for m in history] == [(1, 40.0), (2, 45.0)]
 
 
-def test_terminate_stale_runs_closes_only_the_named_running_trials(uri, experiment):
-    stale, done, other = (_trial(uri, experiment, t) for t in ("stale", "done", "other"))
-    done.finish("FINISHED")
-    closed = tracking.terminate_stale_runs(uri, experiment, {"stale": "worker died past its last retry",
-                                                             "done": "not running any more"})
-    assert closed == 1
-    c = MlflowClient(tracking_uri=uri)
-    assert c.get_run(stale.run_id).info.status == "FAILED"
-    assert c.get_run(stale.run_id).data.tags["failure_reason"] == "worker died past its last retry"
-    assert c.get_run(done.run_id).info.status == "FINISHED" and "failure_reason" not in c.get_run(done.run_id).data.tags
-    assert c.get_run(other.run_id).info.status == "RUNNING"
-
-
 def test_close_orphans_kills_the_runs_of_dead_drivers_on_this_host(uri, experiment):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid now names no process
@@ -208,3 +195,31 @@ def test_check_reachable_names_a_bad_uri(tmp_path):
         with pytest.raises(ConfigError) as info:
             tracking.resolve_uri(value)
         assert (info.value.key, info.value.value, info.value.valid) == ("tracking_uri", value, tracking.URI_FORMAT)
+
+
+def test_two_trials_starting_together_in_a_new_experiment_each_log_their_dataset_once(uri):
+    import threading
+
+    dataset = {"name": "digits", "source": "/data/digits", "digest": "0123abcd", "train": 1437, "loader": "resident"}
+    for attempt in range(20):  # unfixed, about one in three of these failed on UNIQUE constraint failed: datasets...
+        experiment = tracking.ensure_experiment(uri, f"test_tracking_race_{next(_names)}")
+        trials = [_trial(uri, experiment, trial_id=f"t{i}") for i in range(2)]
+        barrier, errors = threading.Barrier(len(trials)), []
+
+        def log(trial):
+            barrier.wait()  # both look the dataset up before either has inserted it
+            try:
+                trial.log_data({"loader": "resident"}, dataset)
+            except Exception as e:  # noqa: BLE001  (the assertion below names it)
+                errors.append(e)
+
+        threads = [threading.Thread(target=log, args=(t,)) for t in trials]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, (attempt, errors)
+        client = MlflowClient(tracking_uri=uri)
+        for trial in trials:
+            inputs = client.get_run(trial.run_id).inputs.dataset_inputs
+            assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("digits", "0123abcd")], attempt

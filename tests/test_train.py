@@ -109,7 +109,7 @@ from harness.methods.base import TrainMethod  # noqa: E402
 from harness.registry import METHODS  # noqa: E402
 
 
-@METHODS.register("test_double_batch", kind="train")
+@METHODS.register("test_double_batch")
 class _DoubleBatch(TrainMethod):
     """Doubles the batch size before every epoch after the first and sets momentum to 0.5."""
 

@@ -176,7 +176,7 @@ def _runs(rows: dict) -> pd.DataFrame:
 
 
 def test_tables_put_ours_beside_the_paper():
-    from analysis import zheng
+    from harness_analysis import zheng
 
     runs = _runs({"c_cnn-s0": {"train_time_s": 20.0, "macs": 1000, "macs_nonzero": 1000, "sparsity": 0, "test_acc": 80.0},
                   "c_cnn-s30": {"train_time_s": 16.0, "macs": 1000, "macs_nonzero": 700, "sparsity": 0.3, "test_acc": 81.0},
@@ -206,7 +206,7 @@ def test_stack_members_macs_by_hand_and_the_width_rule():
     """ConvPool-CNN-C at Table 1's member width 13/16 on 1x28x28 (78 and 156 channels, padded 3x3 convs, two
     3x3/2 pools: 28 -> 14 -> 7), counted by hand; the stack/base ratio from the built models; and the rule that
     chose each sweep's width: on the 1/16 grid its neighbours' ratios are farther from the paper's time ratio."""
-    from analysis import zheng
+    from harness_analysis import zheng
     from harness import catalog
 
     a, b = 78, 156
@@ -233,7 +233,7 @@ def test_stack_members_macs_by_hand_and_the_width_rule():
 
 
 def test_one_run_cells_name_the_papers_own_inconsistencies():
-    from analysis import zheng
+    from harness_analysis import zheng
 
     assert zheng.one_run_notes("alexnet_fmnist") == [] and zheng.one_run_notes("vgg16_cifar10") == []
     notes = zheng.one_run_notes("resnet32_cifar100")
@@ -250,7 +250,7 @@ def test_one_run_cells_name_the_papers_own_inconsistencies():
 def test_the_texts_dbs_speeds_are_printed_in_the_seed():
     from pathlib import Path
 
-    from analysis.published import load
+    from harness_analysis.published import load
 
     seed = Path(__file__).resolve().parents[2] / "shared" / "seeds" / load("zheng")["seed"]
     if not seed.is_file():
@@ -262,7 +262,7 @@ def test_the_texts_dbs_speeds_are_printed_in_the_seed():
 
 
 def test_figure_5a_reads_the_masked_winograd_kernels_of_layer_2():
-    from analysis import zheng
+    from harness_analysis import zheng
 
     torch.manual_seed(0)
     stack = models.build("sc_cnn", num_classes=10, in_channels=3, image_size=8, base="resnet32", width=0.25,
@@ -280,7 +280,7 @@ def test_figure_5a_reads_the_masked_winograd_kernels_of_layer_2():
 def test_figure_5b_is_the_analytic_momentum_curve():
     import matplotlib.pyplot as plt
 
-    from analysis import zheng
+    from harness_analysis import zheng
 
     figure = zheng.make_figure_5b()
     lines = figure.figure.axes[0].get_lines()

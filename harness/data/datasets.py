@@ -25,6 +25,7 @@ import torchvision
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import v2
 
+from ..adapters import pet_images_and_labels
 from ..errors import ConfigError, DatasetNotFound, coerce
 from ..registry import DATASETS
 from . import specs
@@ -295,8 +296,8 @@ def _oxford_pet(folder: Path, image_size: int | None):
     sources = []
     for split in ("trainval", "test"):
         ds = torchvision.datasets.OxfordIIITPet(str(folder.parent), split=split, transform=_resize_crop(size))
-        # _labels is the parsed annotation list; reading it avoids decoding every image for its label.
-        sources.append(_decoded_source(ds, ds._labels, size))
+        # the labels as torchvision parsed them: ds[i] would decode every image for its label
+        sources.append(_decoded_source(ds, pet_images_and_labels(ds)[1], size))
     info = DatasetInfo("oxford_pet", 3, (size, size), 37, _IMAGENET_MEAN, _IMAGENET_STD, 0, True, str(folder))
     return sources[0], sources[1], info
 

@@ -18,6 +18,7 @@ from typing import Sequence
 
 import torch
 
+from ..adapters import pet_images_and_labels
 from ..errors import ConfigError, DatasetNotFound
 from ..registry import DATASETS
 from . import specs
@@ -91,7 +92,8 @@ def _pet(folder: Path) -> tuple[FolderSplit, FolderSplit]:
     splits = []
     for split in ("trainval", "test"):
         ds = torchvision.datasets.OxfordIIITPet(str(folder.parent), split=split)
-        splits.append(FolderSplit(tuple(str(p) for p in ds._images), torch.tensor(ds._labels, dtype=torch.int64),
+        images, labels = pet_images_and_labels(ds)
+        splits.append(FolderSplit(tuple(str(p) for p in images), torch.tensor(labels, dtype=torch.int64),
                                   tuple(ds.classes)))
     return splits[0], splits[1]
 

@@ -4,7 +4,8 @@
 the image's channels, the classifier its classes). By default (``rounding="exact"``) it requires
 every scaled width to be whole, so that concatenated branches (Inception) still add up: 0.5, 0.25
 and 0.125 work for all five of Jin's models. ``rounding="nearest"`` instead rounds each width to
-the nearest whole channel (halves up), at least 1: Pöllot et al.'s α = √0.5 gives no whole widths
+the nearest whole channel (halves up; a width that leaves a layer none is refused, naming the
+narrowest): Pöllot et al.'s α = √0.5 gives no whole widths
 (64 x 0.7071 = 45.25 -> 45); use it only for plain chains, where each layer's input is the previous
 layer's output (VGG, MobileNetV2), since rounded concatenated branches need not add up to the
 rounded width of what follows. A depthwise conv (groups = in = out channels) stays depthwise.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
-from .common import round_channels
+from .common import keep_channels, round_channels
 
 SMALL_INPUT_MAX_SIZE = 64  # images up to this side count as small (MNIST, CIFAR), as for mobilenetv2
 
@@ -43,7 +44,7 @@ ROUNDINGS = ("exact", "nearest")  # scale_channels' rounding choices, see the mo
 def check_rounding(rounding, key: str = "model.width_rounding") -> str:
     if rounding not in ROUNDINGS:
         raise ConfigError(key, rounding, "exact (every scaled width must be whole) or nearest "
-                                         "(round half up, at least 1 channel)")
+                                         "(round half up, >= 1 channel each)")
     return rounding
 
 
@@ -57,6 +58,17 @@ def _scaled(channels: int, width: float, model: str, rounding: str = "exact") ->
     return int(round(value))
 
 
+def _scaled_counts(fqn: str, module: nn.Module, stem: str, head: str) -> list[int]:
+    """The channel counts of ``module`` that ``scale_channels`` scales."""
+    if isinstance(module, nn.Conv2d):
+        return [module.out_channels] + ([] if fqn == stem else [module.in_channels])
+    if isinstance(module, nn.BatchNorm2d):
+        return [module.num_features]
+    if isinstance(module, nn.Linear):
+        return [module.in_features] + ([] if fqn == head else [module.out_features])
+    return []
+
+
 def scale_channels(model: nn.Module, width: float, stem: str, head: str, name: str,
                    rounding: str = "exact") -> nn.Module:
     """Replace every Conv2d, BatchNorm2d and Linear by one ``width`` times as wide, in place.
@@ -68,6 +80,8 @@ def scale_channels(model: nn.Module, width: float, stem: str, head: str, name: s
     if width == 1.0:
         return model
     check_rounding(rounding)
+    if rounding == "nearest":  # refused before any layer is replaced, naming the narrowest layer, not the first
+        keep_channels(width, [n for fqn, m in model.named_modules() for n in _scaled_counts(fqn, m, stem, head)])
     replacements = {}
     for fqn, module in model.named_modules():
         if isinstance(module, nn.Conv2d):

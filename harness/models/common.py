@@ -1,8 +1,10 @@
 """Scaffolding the model families share: the channel-rounding rule, stages of blocks, weight init.
 
 ``round_channels`` is the one rounding rule for a width multiplier: ``channels x width`` to the
-nearest whole channel, halves up, at least 1 (resnet_cifar, wrn, digits_cnn, Zheng's models and
-``scale_channels(rounding="nearest")``). Halves up, not Python's round (half to even, which
+nearest whole channel, halves up (resnet_cifar, wrn, digits_cnn, Zheng's models and
+``scale_channels(rounding="nearest")``). A width that rounds a layer to no channel is refused
+(``keep_channels``): clamped to 1, every width below it would build the same 1-channel net,
+recorded under a width it does not have. Halves up, not Python's round (half to even, which
 resnet_cifar, digits_cnn and Zheng's models used before): no width a sweep uses lands on a half
 channel, and where one does, as resnet20's 16 x 5/32 = 2.5, it gives 3 channels, not 2.
 
@@ -15,14 +17,40 @@ keeps torchvision's own: fan-in convs and a truncated-normal linear layer).
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def round_channels(channels: int, width: float) -> int:
-    """``channels x width`` rounded to the nearest whole channel, halves up, at least 1."""
-    return max(1, math.floor(channels * width + 0.5))
+    """``channels x width`` rounded to the nearest whole channel, halves up; ConfigError where that is
+    no channel. The error names this count's smallest width: the families round their narrowest
+    count first, and ``scale_channels`` calls ``keep_channels`` on all of its layers before any."""
+    keep_channels(width, [channels])
+    return math.floor(channels * width + 0.5)
+
+
+def keep_channels(width: float, channels: Iterable[int]) -> None:
+    """ConfigError (``model.width``) unless every one of these channel counts keeps >= 1 channel at
+    ``width``, naming the smallest width at which the narrowest does."""
+    narrowest = min(channels)
+    if math.floor(narrowest * width + 0.5) >= 1:
+        return
+    raise ConfigError("model.width", width, f"a width at which the narrowest layer ({narrowest} channels at "
+                                            f"width 1) keeps >= 1 channel: >= {_smallest_width(narrowest)}")
+
+
+def _smallest_width(channels: int) -> str:
+    """The shortest decimal at or just above 0.5 / channels that keeps a channel once rounded: a
+    value printed rounded down (0.0714 for 7 channels) would be refused when copied back."""
+    exact = 0.5 / channels
+    for digits in range(3, 18):
+        text = f"{exact:.{digits}g}"
+        if math.floor(channels * float(text) + 0.5) >= 1:
+            return text
+    return repr(exact)
 
 
 def make_stages(block: Callable[..., nn.Module], in_channels: int, widths: Sequence[int],

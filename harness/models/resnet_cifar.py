@@ -5,7 +5,7 @@ pooling and one linear layer. Shortcuts are option A, as in the paper's CIFAR ex
 identity, subsampled by stride 2 and zero-padded in channels where a stage starts, so the
 shortcuts add no parameters. With 10 classes resnet20/32/56 have 269,722 / 464,154 / 853,018
 parameters; ``tests/test_models.py`` derives these by hand. ``width`` multiplies 16/32/64, each
-rounded to the nearest channel (halves up, at least 1: harness.models.common.round_channels).
+rounded to the nearest channel (halves up, never to 0: harness.models.common.round_channels).
 """
 from __future__ import annotations
 

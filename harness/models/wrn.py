@@ -9,7 +9,7 @@ Convolutions have no bias (BN follows), as in the authors' code; dropout is off 
 (the paper's WRN-28-10 results without dropout; set ``dropout: 0.3`` for theirs with it).
 
 ``width`` (α) multiplies every layer's channels, the stem's 16 included, rounded to the nearest
-channel (halves up, at least 1: harness.models.common.round_channels), so α = √0.5 gives 11 / 113 /
+channel (halves up, never to 0: harness.models.common.round_channels), so α = √0.5 gives 11 / 113 /
 226 / 453 channels. Large inputs (``small_input`` false; by default when image_size > 64, e.g. the
 224x224 of Pöllot et al.'s protocol) are our adaptation, the papers give none: the stem conv takes
 stride 2 and a 3x3 stride-2 max-pool follows, as ResNet's ImageNet stem does, so a 224x224 image
