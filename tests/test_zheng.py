@@ -133,6 +133,21 @@ def test_stack_weights_fit_favours_the_accurate_member():
     assert weights.sum().item() == pytest.approx(1.0, abs=1e-5) and weights[0] > 0.9
 
 
+def test_the_c_cnns_dropout_follows_its_convs_only():
+    """Sec. 4.1: "A dropout rate of 0.2 ... is used in convolutional layers": one Dropout after each of the
+    five conv blocks, none in the 4096-4096 head unless head_dropout asks for it (issue 27)."""
+    def dropouts(sequential):  # by position: one Dropout module may sit at several places
+        return [m.p for m in sequential if isinstance(m, nn.Dropout)]
+
+    features, head = models.build("alexnet_fmnist", num_classes=10, in_channels=1, image_size=28, width=0.0625)
+    assert dropouts(features) == [0.2] * 5 and dropouts(head) == []
+    features, head = models.build("alexnet_fmnist", num_classes=10, in_channels=1, image_size=28, width=0.0625,
+                                  head_dropout=0.5)
+    assert dropouts(features) == [0.2] * 5 and dropouts(head) == [0.5, 0.5]
+    with pytest.raises(ConfigError, match="model.dropout"):
+        models.build("alexnet_fmnist", num_classes=10, in_channels=1, image_size=28, head_dropout=1.0)
+
+
 def test_sc_cnn_bad_options():
     with pytest.raises(ConfigError, match="model.base"):
         models.check_options("sc_cnn", {"base": "nonexistent"})
