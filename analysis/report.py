@@ -2,7 +2,9 @@
 
 A report function (``make_...`` in this package, named by the sweep file's ``report``) takes the
 finished runs of one profile as a DataFrame (``harness.runs.load_runs``) and returns a
-``Table`` or a ``Figure``; this module writes it with notes on how it was measured.
+``Table`` or a ``Figure``; this module writes it with notes on how it was measured, the sweep's
+protocol readings (``harness_analysis.protocol``) and, where the paper printed one run's number and
+the runs have several seeds a row, "mean of n seeds; the paper: one run".
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import pandas as pd
 
 from harness import runs as recorded, catalog
 from harness.sweepfile import PROFILES
+
+from .protocol import notes as protocol_notes, seed_note
 
 PROFILE_ORDER = PROFILES  # the most faithful recorded profile is reported by default
 
@@ -52,7 +56,8 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
     sweep, _ = catalog.resolve(artifact.sweep_file or artifact.sweep)
     if not artifact.runs:
-        return _write(artifact, catalog.report_function(artifact)(None, **artifact.options), [], out)
+        return _write(artifact, catalog.report_function(artifact)(None, **artifact.options),
+                      protocol_notes(sweep.name), out)
     runs = recorded.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
@@ -82,7 +87,10 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     if profile != "paper":
         notes.append(f"The `{profile}` profile shortens the paper's protocol (fewer epochs or a subset); "
                      "see the sweep file.")
-    return _write(artifact, result, notes, out)
+    seeds = seed_note(runs, sweep.name)
+    if seeds:
+        notes.append(seeds)
+    return _write(artifact, result, notes + protocol_notes(sweep.name), out)
 
 
 def training_note(runs: pd.DataFrame) -> str:

@@ -91,3 +91,44 @@ def test_every_published_number_is_printed_in_its_seed_text(paper):
                     continue
                 checked += 1
     assert checked == {"calli": 10, "jiang": 358, "jin": 66, "poellot": 54, "zheng": 344}[paper]  # every value
+
+
+# ---- protocol readings and seed counts in every report (issue 27) ---------------------------------
+
+from harness import catalog  # noqa: E402
+from harness_analysis import protocol, report  # noqa: E402
+from harness_analysis.report import Table as _Table  # noqa: E402
+
+
+def _seeded(rows: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"row": row, "seed": seed, "profile": "quick", "dataset": "digits", "run_id": f"{row}{seed}"}
+                         for row, seeds in rows.items() for seed in seeds])
+
+
+def test_seed_note_where_the_paper_printed_one_run():
+    three = _seeded({"dense": [0, 1, 2], "sparse": [0, 1, 2]})
+    assert protocol.seed_note(three, "jin_table_3_1") == "Seeds: mean of 3 seeds; the paper: one run."
+    assert protocol.seed_note(_seeded({"dense": [0, 1, 2], "sparse": [0]}), "jin_table_3_1") == \
+        "Seeds: mean of 1-3 seeds; the paper: one run."
+    assert protocol.seed_note(three, "calli_table_3_1") == ""  # the thesis's own 10 runs
+    assert protocol.seed_note(_seeded({"dense": [0], "sparse": [0]}), "jin_table_3_1") == ""
+    assert protocol.seed_note(pd.DataFrame(), "jin_table_3_1") == ""
+
+
+def test_every_protocol_note_names_a_sweep_and_a_paper_run_count_is_stated():
+    sweeps = catalog.all_sweeps()
+    assert set(protocol.NOTES) <= set(sweeps) and set(protocol.PAPER_RUNS) <= set(sweeps)
+    calli = " ".join((SEEDS / "002_7fd01c0de6b14536.txt").read_text().split())
+    for words in ("results of 10 runs", "We ran our experiments 10 times", "in 10 training sessions"):
+        assert words in calli  # PAPER_RUNS' three entries, in the thesis's words
+
+
+def test_a_report_prints_the_sweeps_readings_and_its_seed_count(tmp_path, monkeypatch):
+    runs = _seeded({"Re-impl.": [0, 1, 2], "R1_0.8": [0, 1, 2]})
+    monkeypatch.setattr(report.recorded, "load_runs", lambda *a, **k: runs)
+    monkeypatch.setattr(report.catalog, "report_function", lambda artifact: lambda frame, **options: _Table(
+        pd.DataFrame({"row": sorted(set(frame["row"]))})))
+    artifact = catalog.all_artifacts()["jiang-table-4-9"]
+    md = next(p for p in report.render(artifact, tmp_path) if p.suffix == ".md").read_text()
+    assert "- Seeds: mean of 3 seeds; the paper: one run." in md
+    assert "- Augmentation: the dissertation names none; ours is the harness's CIFAR default" in md
