@@ -40,9 +40,10 @@ NOTES: dict[str, list[str]] = {
                       "model.options.head_dropout in their config) dropped out after the two 4096-unit layers too."],
     "zheng_table_3": [_ZHENG_PRUNING, _ZHENG_MEMBERS, _ZHENG_K],
     "zheng_table_5": [_ZHENG_PRUNING, _ZHENG_MEMBERS, _ZHENG_K],
-    "poellot_accuracy": ["Stacking: the meta-classifier (two dense layers) is trained jointly with the members on each "
-                         "training batch, end to end, not as a second stage on held-out predictions of the trained "
-                         "members (the slides say neither way); " + _FIDELITY.format("poellot") + "."],
+    "poellot_accuracy": ["Stacking: the meta-classifier (two dense layers) trains at the same time as the members, on "
+                         "their detached outputs for each training batch, not as a second stage on held-out "
+                         "predictions of the trained members (the slides say neither way); "
+                         + _FIDELITY.format("poellot") + "."],
     "calli_approximation": ["One trained model (seed 0) approximated under every row's thresholds: the thesis "
                             "approximates \"our best model (91.1 % top-1 accuracy)\" once, the best of its 10 training "
                             "sessions by test accuracy, which would select on test; runs recorded before issue 27 "
