@@ -71,86 +71,74 @@ GENERIC = 5  # a last component this short (start, end, ...) is too common a wor
 BY_VALUE = ("data.dataset", "model.name", "method.name", "sampler.name")
 
 
+_UNSET = object()  # an option with no default to compare with: always listed
+
+
 def _defaults(builder) -> dict:
     return {k: p.default for k, p in inspect.signature(builder).parameters.items()
             if p.default is not inspect.Parameter.empty}
 
 
-def _option_leaves(prefix: str, options: dict, defaults: dict, registry_of=None) -> dict:
-    """prefix.option -> (value, its default) for every option set (the default _UNSET where there is none
-    to compare with: a member's options, an empty sub-method); a chain's sub-methods are flattened one level
-    deeper, their unset options included, as a method's own unset options act."""
+def _option_leaves(prefix: str, options: dict, defaults: dict, chain: bool = False) -> dict:
+    """prefix.option -> (value, its default) for every option set (_UNSET where there is no default to
+    compare with: a member's own options, an empty sub-method). A chain's sub-methods are flattened one
+    level deeper, their unset options included: a method's unset options act too."""
     out = {}
     for key, value in options.items():
-        if registry_of is not None and isinstance(value, dict):
-            sub = _defaults(registry_of(key).get(key))
+        if chain and isinstance(value, dict):
+            sub = _defaults(method_registry(key).get(key))
             out.update(_option_leaves(f"{prefix}.{key}", value, sub))
             if not value:
                 out[f"{prefix}.{key}"] = (value, _UNSET)
-            for name, default in sub.items():  # the sub-method's unset options act too: always listed
+            for name, default in sub.items():
                 out.setdefault(f"{prefix}.{key}.{name}", (default, _UNSET))
-            continue
-        if isinstance(value, dict):  # a member's own options (base_options): each leaf is set; {} sets nothing
+        elif isinstance(value, dict):  # a member's own options (base_options): each leaf is set; {} sets nothing
             out.update(_option_leaves(f"{prefix}.{key}", value, {}))
-            continue
-        out[f"{prefix}.{key}"] = (value, defaults.get(key, _UNSET))
+        else:
+            out[f"{prefix}.{key}"] = (value, defaults.get(key, _UNSET))
     return out
 
 
-_UNSET = object()
-
-
-def _is_experiment(method: str) -> bool:
-    return method in EXPERIMENTS
-
-
 def protocol_keys(sweep: catalog.Sweep) -> dict[str, set]:
-    """The keys of the paper profile a reader must be told about (see the module docstring)."""
+    """The keys of the paper profile a reader must be told about (see the module docstring), each with the
+    values the profile's cells give it."""
     defaults = flatten(RunConfig().to_dict())
     stated = STATED.get(sweep.name, {})
     keys: dict[str, set] = {}
 
-    def add(key, value=None):
+    def add(key, value):
         keys.setdefault(key, set()).add(repr(value) if isinstance(value, (list, dict)) else value)
 
-    for cell in sweep.cells("paper"):
+    cells = sweep.cells("paper")
+    for cell in cells:
         c = cell.config
-        flat = {k: v for k, v in flatten({s: v for s, v in c.items() if s not in ("model", "method")}).items()}
-        for key, value in flat.items():
-            if key in EXECUTION:
-                continue
-            if key == "train.seed":
-                continue  # the seeds are an axis: counted below
-            if value != defaults.get(key):
+        flat = flatten({section: c[section] for section in ("data", "sampler", "train")})
+        for key, value in flat.items():  # train.seed is an axis: counted below
+            if key not in EXECUTION and key != "train.seed" and value != defaults[key]:
                 add(key, value)
-        experiment = _is_experiment(c["method"]["name"])
+        experiment = c["method"]["name"] in EXPERIMENTS
         for key in ALWAYS:
-            if key in stated or (experiment and key in NOT_READ_BY_EXPERIMENTS):
+            if experiment and key in NOT_READ_BY_EXPERIMENTS:
                 continue
             if key == "data.augment" and flat["data.dataset"] in UNAUGMENTED:
                 continue
             add(key, flat[key])
-        for section, registry_of in (("model", None), ("method", method_registry)):
-            name = c[section]["name"]
-            if section == "model":
-                builder = MODELS.get(name)
-            else:
-                builder = method_registry(name).get(name)
-            own = _defaults(builder)
-            options = _option_leaves(f"{section}.options", c[section]["options"], own,
-                                     registry_of if section == "method" and name == "chain" else None)
-            for key, (value, default) in options.items():
-                if default is _UNSET or value != default:
-                    add(key, value)
-            if section == "method" and name not in ("none", "chain"):  # a method's unset options act as well
-                for k in own:
-                    if k not in c["method"]["options"]:
-                        add(f"method.options.{k}", own[k])
-        if c["method"]["name"] != "none":
-            add("method.name", c["method"]["name"])
-        if c["model"]["name"] != defaults["model.name"]:
-            add("model.name", c["model"]["name"])
-    seeds = {cell.config["train"]["seed"] for cell in sweep.cells("paper")}
+        model, method = c["model"]["name"], c["method"]["name"]
+        if model != defaults["model.name"]:
+            add("model.name", model)
+        if method != "none":
+            add("method.name", method)
+        own = _defaults(method_registry(method).get(method))
+        options = {**_option_leaves("model.options", c["model"]["options"], _defaults(MODELS.get(model))),
+                   **_option_leaves("method.options", c["method"]["options"], own, chain=method == "chain")}
+        for key, (value, default) in options.items():
+            if default is _UNSET or value != default:
+                add(key, value)
+        if method not in ("none", "chain"):  # a method's unset options act as well
+            for name, default in own.items():
+                if name not in c["method"]["options"]:
+                    add(f"method.options.{name}", default)
+    seeds = {cell.config["train"]["seed"] for cell in cells}
     if len(seeds) > 1:
         keys["train.seed"] = seeds
     return {k: v for k, v in sorted(keys.items()) if k not in stated}
@@ -268,3 +256,17 @@ def test_the_check_reads_comments_of_the_files_a_sweep_extends(tmp_path):
     shutil.copy(ROOT / "sweeps" / "jiang_table_4_9.yaml", tmp_path / "jiang_table_4_9.yaml")
     (tmp_path / "child.yaml").write_text("extends: jiang_table_4_9.yaml\nname: child\n")
     assert "validation split" in _comments(tmp_path / "child.yaml")
+
+
+def test_the_listed_keys_include_the_readings_only_the_code_knew():
+    """The issue's examples are listed: Zheng's pruning schedule (prune's defaults), Jiang's augmentation
+    (the harness default), Jin's seeds; an execution key never is."""
+    sweeps = catalog.all_sweeps()
+    zheng = protocol_keys(sweeps["zheng_table_1"])
+    assert {"method.options.prune.start", "method.options.prune.end", "method.options.prune.include_linear",
+            "method.options.prune.steps", "model.options.member_width"} <= set(zheng)
+    assert zheng["train.weight_decay"] == {0.02, 0.002}
+    assert "data.augment" in protocol_keys(sweeps["jiang_table_4_9"])
+    assert protocol_keys(sweeps["jin_table_3_1"])["train.seed"] == {0, 1, 2}
+    assert "train.seed" not in protocol_keys(sweeps["jiang_table_4_13"])  # one seed, as the text
+    assert not set(protocol_keys(sweeps["poellot_accuracy"])) & EXECUTION
