@@ -115,9 +115,13 @@ def test_seed_note_where_the_paper_printed_one_run():
     assert protocol.seed_note(pd.DataFrame(), "jin_table_3_1") == ""
 
 
-def test_every_protocol_note_names_a_sweep_and_a_paper_run_count_is_stated():
+def test_every_protocol_note_names_a_sweep():
     sweeps = catalog.all_sweeps()
     assert set(protocol.NOTES) <= set(sweeps) and set(protocol.PAPER_RUNS) <= set(sweeps)
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed texts (../shared/seeds) are not beside this checkout")
+def test_every_paper_run_count_is_stated_in_the_thesis():
     calli = " ".join((SEEDS / "002_7fd01c0de6b14536.txt").read_text().split())
     for words in ("results of 10 runs", "We ran our experiments 10 times", "in 10 training sessions"):
         assert words in calli  # PAPER_RUNS' three entries, in the thesis's words
