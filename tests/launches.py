@@ -3,9 +3,12 @@ in (about half a second an epoch on one core), the `harness` command as a subpro
 runs and epochs as they read them."""
 from __future__ import annotations
 
+import signal
 import sys
 
 from harness import tracking
+
+from . import procs
 
 
 def digits_sweep(name: str, epochs: int, milestone: int) -> dict:
@@ -34,3 +37,23 @@ def runs(uri: str, experiment: str) -> dict:
 def epochs(uri: str, run) -> list:
     """The epochs a run has logged, by the metric every epoch logs."""
     return sorted(m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, tracking.EPOCH_MARKER))
+
+
+def resume_finishes(args: list, env: dict, log, storage, uri: str, experiment: str, n_epochs: int,
+                    before: dict = None) -> dict:
+    """``harness run *args --resume`` exits 0 and leaves both trials FINISHED with every epoch once; each
+    run in ``before`` (name -> run) continued its own run. Returns the runs."""
+    resumed = procs.start(harness("run", *args, "--resume"), log, env)
+    try:
+        assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        procs.stop(resumed, signal.SIGKILL)
+        procs.kill_matching(str(storage))
+    found = runs(uri, experiment)
+    assert sorted(found) == ["Re-impl.-seed0", "Re-impl.-seed1"], sorted(found)
+    assert {r.info.status for r in found.values()} == {"FINISHED"}
+    for name, run in (before or {}).items():  # a stopped trial continued its own run
+        assert found[name].info.run_id == run.info.run_id
+    for run in found.values():
+        assert epochs(uri, run) == list(range(1, n_epochs + 1))  # every epoch once
+    return found

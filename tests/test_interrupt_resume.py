@@ -72,19 +72,8 @@ def test_resume_continues_only_the_launch_of_the_same_store(interrupted):
     assert not (t.tmp / "B.db").exists()  # refused before anything was written
 
     log = t.tmp / "resumed.log"
-    resumed = procs.start(launches.harness("run", *t.common, "--tracking-uri", t.store_a, "--resume"), log, t.env)
-    try:
-        assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
-    finally:
-        procs.stop(resumed, signal.SIGKILL)
-        procs.kill_matching(str(t.storage))
-    runs = launches.runs(t.store_a, NAME)
-    assert sorted(runs) == ["Re-impl.-seed0", "Re-impl.-seed1"]
-    assert {r.info.status for r in runs.values()} == {"FINISHED"}
-    for name, before in t.runs.items():  # the interrupted trial continued its own run
-        assert runs[name].info.run_id == before.info.run_id
-    for run in runs.values():
-        assert launches.epochs(t.store_a, run) == list(range(1, 13))  # every epoch once
+    launches.resume_finishes([*t.common, "--tracking-uri", t.store_a], t.env, log, t.storage, t.store_a, NAME, 12,
+                             before=t.runs)
     assert {s for s, _, _ in SUMMARY_LINE.findall(log.read_text())} == {"FINISHED"}
 
     # a sweep file outside sweeps/ reports from the store that has its runs, and reproduces

@@ -65,20 +65,7 @@ def _agrees(t, code):
 
 
 def _resume_finishes(t):
-    log = t.tmp / "resumed.log"
-    resumed = procs.start(launches.harness("run", *t.common, "--resume"), log, t.env)
-    try:
-        assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
-    finally:
-        procs.stop(resumed, signal.SIGKILL)
-        procs.kill_matching(str(t.storage))
-    runs = launches.runs(t.store, NAME)
-    assert sorted(runs) == ["Re-impl.-seed0", "Re-impl.-seed1"]
-    assert {r.info.status for r in runs.values()} == {"FINISHED"}
-    for name, before in t.runs.items():  # a stopped trial continued its own run
-        assert runs[name].info.run_id == before.info.run_id
-    for run in runs.values():
-        assert launches.epochs(t.store, run) == list(range(1, EPOCHS + 1))  # every epoch once
+    launches.resume_finishes(t.common, t.env, t.tmp / "resumed.log", t.storage, t.store, NAME, EPOCHS, before=t.runs)
 
 
 def _epochs_logged(n):

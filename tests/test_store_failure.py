@@ -53,18 +53,7 @@ def _fail_mid_sweep(tmp, store, storage, fail):
 
 
 def _resume_records_every_trial(t, store):
-    log = t.tmp / "resumed.log"
-    resumed = procs.start(launches.harness("run", *t.common, "--resume"), log, t.env)
-    try:
-        assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
-    finally:
-        procs.stop(resumed, signal.SIGKILL)
-        procs.kill_matching(str(t.storage))
-    runs = launches.runs(store, NAME)
-    assert sorted(runs) == ["Re-impl.-seed0", "Re-impl.-seed1"], sorted(runs)
-    assert {r.info.status for r in runs.values()} == {"FINISHED"}
-    for run in runs.values():
-        assert launches.epochs(store, run) == list(range(1, EPOCHS + 1))  # every epoch once
+    launches.resume_finishes(t.common, t.env, t.tmp / "resumed.log", t.storage, store, NAME, EPOCHS)
 
 
 def _said_honestly(t, store):
