@@ -27,6 +27,22 @@ def harness(*args) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *map(str, args)]
 
 
+def start(tmp, sweep: dict, store: str, storage, log_name: str):
+    """``harness run`` of ``sweep`` (written to tmp/my_sweep.yaml) at smoke, one trial at a time, into
+    ``store`` as a subprocess in its own process group; (driver, common arguments, env, log path)."""
+    import os
+
+    import yaml
+
+    sweep_file = tmp / "my_sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump(sweep))
+    env = {"RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.getcwd()}
+    common = [sweep_file, "--profile", "smoke", "--storage-path", storage, "--max-concurrent", "1",
+              "--tracking-uri", store]
+    log = tmp / log_name
+    return procs.start(harness("run", *common), log, env), common, env, log
+
+
 def runs(uri: str, experiment: str) -> dict:
     """run name -> run, of the experiment (empty when it does not exist yet)."""
     c = tracking.client(uri)

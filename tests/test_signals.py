@@ -12,7 +12,6 @@ import time
 import types
 
 import pytest
-import yaml
 
 
 from . import launches, procs
@@ -28,15 +27,9 @@ SUMMARY_LINE = re.compile(r"^  (\S+)\s+(\S+)\s+epochs=(\d+)", re.M)
 def _launch(tmp, when, sig, twice=False, to_group=True):
     """Start a launch, wait for ``when(store)``, send ``sig`` (to the process group, as a terminal's
     Ctrl-C does, or to the driver alone, as SLURM and Kubernetes do), again 0.3 s later if ``twice``."""
-    sweep_file = tmp / "my_sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump(SWEEP))
     store = f"sqlite:///{tmp / 'mlflow.db'}"
     storage = tmp / "ray"
-    env = {"RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.getcwd()}
-    common = [sweep_file, "--profile", "smoke", "--storage-path", storage, "--max-concurrent", "1",
-              "--tracking-uri", store]
-    log = tmp / "stopped.log"
-    driver = procs.start(launches.harness("run", *common), log, env)
+    driver, common, env, log = launches.start(tmp, SWEEP, store, storage, "stopped.log")
     try:
         procs.wait_for(lambda: when(store, log), 240, "the moment to send the signal", every_s=0.05)
         for _ in range(2 if twice else 1):

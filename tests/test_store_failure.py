@@ -12,7 +12,6 @@ import time
 import types
 
 import pytest
-import yaml
 
 from harness import interrupt, tracking
 
@@ -31,13 +30,7 @@ def _two_epochs(uri) -> bool:
 def _fail_mid_sweep(tmp, store, storage, fail):
     """Launch, let the first trial log two epochs, ``fail()`` the store; (exit code, output, seconds from
     the failure to the console line naming the store)."""
-    sweep_file = tmp / "my_sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump(SWEEP))
-    env = {"RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.getcwd()}
-    common = [sweep_file, "--profile", "smoke", "--storage-path", storage, "--max-concurrent", "1",
-              "--tracking-uri", store]
-    log = tmp / "failed.log"
-    driver = procs.start(launches.harness("run", *common), log, env)
+    driver, common, env, log = launches.start(tmp, SWEEP, store, storage, "failed.log")
     try:
         procs.wait_for(lambda: _two_epochs(store), 240, "two epochs of the first trial", every_s=0.2)
         failed_at = time.time()
