@@ -131,6 +131,11 @@ def assess(plan, values: dict) -> dict:
     return {"reason": reason, "counts": counts, "violations": violations}
 
 
+def placeholder(objectives: dict, counts: dict) -> dict:
+    """What an infeasible sample is told as having scored (see ``FeasibleSearch``)."""
+    return {m: float(counts.get(m, 0.0)) for m in objectives}
+
+
 class Violations:
     """Optuna's ``constraints_func`` for a search plan: a finished trial's constraint values
     (``assess``'s ``violations``) from its sampled ``params``, which Tune names ``sample/<name>``.
@@ -275,9 +280,8 @@ class FeasibleSearch(SearchAlgorithm):
             if trial is None or self.gate.admit(trial):
                 return trial
             if self.tell_completed:  # infeasible: the sampler learns where from its constraints_func
-                counts = self.gate.verdict["counts"]
-                self.inner.on_trial_complete(trial.trial_id, result={
-                    m: float(counts.get(m, 0.0)) for m in self.gate.plan.spec.objectives})
+                self.inner.on_trial_complete(trial.trial_id, result=placeholder(self.gate.plan.spec.objectives,
+                                                                               self.gate.verdict["counts"]))
             else:
                 self.inner.on_trial_complete(trial.trial_id, error=True)  # infeasible: the searcher learns so
 
