@@ -36,6 +36,19 @@ Figures: driver cost share = (next_trial + scheduler on_trial_result) / trial ti
 val_acc of the ASHA run within 1 point of the run without it. ``--quick`` runs the ``smoke``
 profile (digits, 3 samples, 2 epochs): seconds a trial, it checks the script, not the figures.
 Ends with one JSON line.
+
+Two more modes (issue 25):
+  * ``--mode schedulers [--seeds 0 1 2]``: no stopping, ASHA on val_acc and MO-ASHA (harness.moasha)
+    on the same random-search plan per search seed (the same samples, asserted), each search's
+    epochs trained and the hypervolume of its trials' (last val_acc, macs) above (0 %, the sweep's
+    MAC limit) (``hypervolume_2d``); figures: epochs ratio none / MO-ASHA (target >= 2) and MO-ASHA's
+    hypervolume as a share of no stopping's (target >= 0.95). The issue's scale is the quick
+    profile with >= 32 samples and 3 seeds (hours on 2 cores); ``--quick`` is the smoke profile.
+  * ``--mode infeasible [--num-samples 200] [--seeds ...]``: TPE and NSGA-II through Tune's
+    OptunaSearch, without and with ``constraints_func`` (harness.searchers.Violations), sampling the
+    space with nothing trained (``infeasible_rate`` says what each is told); figure: the infeasible rate.
+Not measured here: random vs TPE vs NSGA-II hypervolume at equal trial-seconds (the harness gives
+TPE one objective only; see RESULTS.md).
 """
 from __future__ import annotations
 
@@ -105,12 +118,37 @@ def no_scheduler_plan(plan):
     return SearchPlan(spec=parse_search(raw), base=plan.base, axes=plan.axes)
 
 
+def with_search(plan, **changes):
+    """The same plan with search-block keys replaced (the scheduler, the seed), parsed again."""
+    from harness.catalog import SearchPlan
+    from harness.search import parse_search
+
+    return SearchPlan(spec=parse_search({**plan.spec.raw, **changes}), base=plan.base, axes=plan.axes)
+
+
+def hypervolume_2d(points, reference) -> float:
+    """The area dominated by (accuracy to maximize, cost to minimize) ``points`` and bounded by
+    ``reference`` (an accuracy below and a cost above every point that counts): the union of the
+    rectangles [cost, ref cost] x [ref accuracy, accuracy]. Points outside the reference add nothing.
+    Written here: Optuna's is in a private module (optuna._hypervolume); 2-D is a sweep by cost.
+    Example: (80, 10), (90, 30) with reference (0, 100): 80*90 + (90-80)*70 = 7,900."""
+    ref_acc, ref_cost = reference
+    inside = sorted((c, a) for a, c in points if a > ref_acc and c < ref_cost)
+    area, best = 0.0, ref_acc
+    for cost, acc in inside:  # by cost, cheapest first: each more accurate point adds a strip
+        if acc > best:
+            area += (acc - best) * (ref_cost - cost)
+            best = acc
+    return area
+
+
 def run_one(sweep, profile: str, plan, store: str, storage: Path, cpus_per_trial: float) -> dict:
     """One run_search with the driver-side timers in place; its wall time, timers and load."""
     from ray.tune.schedulers import FIFOScheduler
     from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler
 
     from harness import search_run as sweep_module
+    from harness.moasha import MOASHAScheduler
     from harness.searchers import FeasibleSearch
 
     timers = Timers()
@@ -119,6 +157,7 @@ def run_one(sweep, profile: str, plan, store: str, storage: Path, cpus_per_trial
     timers.wrap(FeasibleSearch, "on_trial_complete", "searcher.on_trial_complete")
     timers.wrap(AsyncHyperBandScheduler, "on_trial_result", "scheduler.on_trial_result")  # ASHA
     timers.wrap(FIFOScheduler, "on_trial_result", "scheduler.on_trial_result")  # Tune's default when none
+    timers.wrap(MOASHAScheduler, "on_trial_result", "scheduler.on_trial_result")  # mo_asha
     load_before = loadavg()
     start = time.perf_counter()
     try:
@@ -154,6 +193,7 @@ def read_runs(store: str, experiment: str, parent_run_id: str) -> dict:
         trials.append({"name": r.info.run_name, "sample": tags["row"], "status": r.info.status,
                        "epochs": len(history), "stopped_early": stopped,
                        "best_val_acc": r.data.metrics.get("best_val_acc"), "val_acc_by_epoch": [v for _, v in val],
+                       "val_acc": r.data.metrics.get("val_acc"), "macs": r.data.metrics.get("macs"),
                        "model": samples[tags["row"]].get("model", {}).get("name"),
                        "trial_s": round((end_ms - r.info.start_time) / 1000, 3), "mlflow_wall_s_raw": round(raw_s, 3)})
     finished = [t for t in trials if t["status"] == "FINISHED" and t["best_val_acc"] is not None]
@@ -163,6 +203,91 @@ def read_runs(store: str, experiment: str, parent_run_id: str) -> dict:
             "trial_s": sum(t["trial_s"] for t in trials),
             "mlflow_wall_s_raw": sum(t["mlflow_wall_s_raw"] for t in trials),
             "failed": [t["name"] for t in trials if t["status"] != "FINISHED"]}
+
+
+def scheduler_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_trial: float) -> dict:
+    """No stopping, ASHA on val_acc and MO-ASHA (the profile's grace period and reduction factor) on
+    the same plan, once per search seed; per search the epochs trained and the hypervolume of its
+    trials' (last val_acc, macs) over the reference (0 %, the sweep's MAC limit)."""
+    from harness import tracking
+
+    own = plan.spec.scheduler
+    options = {k: v for k, v in own.items() if k != "name"}
+    reference = (0.0, float(plan.spec.constraints["macs"]["max"]))
+    out: dict = {"reference_val_acc_pct_macs": reference, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp, in_folder(tmp):
+        tmp = Path(tmp)
+        store = f"sqlite:///{tmp / 'mlflow.db'}"
+        tracking.check_reachable(store)
+        for seed in seeds:
+            for name in ("none", "asha", "mo_asha"):
+                variant = with_search(plan, seed=seed, scheduler={"name": name, **({} if name == "none" else options)})
+                run = run_one(sweep, profile, variant, store, tmp / f"ray_{name}_{seed}", cpus_per_trial)
+                rec = read_runs(store, run["summary"].experiment, run["summary"].search["parent_run_id"])
+                points = [(t["val_acc"], t["macs"]) for t in rec["trials"]
+                          if t["status"] == "FINISHED" and t["val_acc"] is not None and t["macs"] is not None]
+                out["runs"].append({"seed": seed, "scheduler": name, "epochs": rec["epochs"],
+                                    "hypervolume": hypervolume_2d(points, reference), "trained": len(rec["trials"]),
+                                    "stopped_early": sum(t["stopped_early"] for t in rec["trials"]),
+                                    "infeasible": len(rec["infeasible"]), "trial_s": round(rec["trial_s"], 2),
+                                    "search_wall_s": round(run["wall_s"], 2), "failed": rec["failed"],
+                                    "samples": rec["samples"]})
+    by = {}
+    for r in out["runs"]:
+        by.setdefault(r["scheduler"], []).append(r)
+    for name, runs in by.items():
+        base = {r["seed"]: r for r in by["none"]}
+        out[name] = {"epochs": [r["epochs"] for r in runs], "hypervolume": [r["hypervolume"] for r in runs],
+                     "epochs_ratio_none_over_this": [round(base[r["seed"]]["epochs"] / r["epochs"], 3) for r in runs],
+                     "hypervolume_share_of_none": [round(r["hypervolume"] / base[r["seed"]]["hypervolume"], 4)
+                                                   if base[r["seed"]]["hypervolume"] else None for r in runs]}
+    return out
+
+
+def infeasible_rate(plan, n: int, seed: int, sampler_name: str, constrained: bool) -> dict:
+    """``n`` samples of ``plan``'s space from Optuna's TPE or NSGA-II through Tune's OptunaSearch, none
+    trained: each is checked by the gate's ``assess`` (meta-device build and counts); a feasible one
+    is told a val_acc drawn uniformly from [0, 100) by a generator seeded with ``seed`` (noise: the
+    only thing to learn is where samples are infeasible) and, for NSGA-II, its real counted macs; an
+    infeasible one is told as harness.searchers.FeasibleSearch tells it (failed, or completed with its
+    placeholder when the sampler has ``constraints_func``). TPE: one objective (val_acc), as the
+    harness gives TPE; NSGA-II: the sweep's objectives."""
+    import numpy as np
+    from ray.tune.search.optuna import OptunaSearch
+
+    from harness import search, searchers
+
+    spec = plan.spec
+    objectives = {"val_acc": "max"} if sampler_name == "tpe" else dict(spec.objectives)
+    cls = searchers.TPESampler if sampler_name == "tpe" else searchers.NSGAIISampler
+    metric, mode = list(objectives), list(objectives.values())
+    if len(metric) == 1:
+        metric, mode = metric[0], mode[0]
+    optuna_search = OptunaSearch(metric=metric, mode=mode, sampler=searchers.sampler(
+        cls, seed, searchers.Violations(plan) if constrained else None))
+    optuna_search.set_search_properties(None, None, {"sample": search.domains(spec)})
+    noise = np.random.default_rng(seed)
+    refused, kinds = [], {"does_not_build": 0, "over_limit": 0}
+    start = time.perf_counter()
+    for i in range(n):
+        config = optuna_search.suggest(f"t{i}")
+        verdict = searchers.assess(plan, search.decode(spec, config["sample"]))
+        if verdict["reason"] is None:
+            told = {"val_acc": float(noise.uniform(0, 100)), **{m: float(verdict["counts"][m]) for m in objectives
+                                                               if m in verdict["counts"]}}
+            optuna_search.on_trial_complete(f"t{i}", result=told)
+            continue
+        refused.append(i)
+        kinds["does_not_build" if verdict["violations"][0] > 0 else "over_limit"] += 1
+        if constrained:
+            optuna_search.on_trial_complete(f"t{i}", result=searchers.placeholder(objectives, verdict["counts"]))
+        else:
+            optuna_search.on_trial_complete(f"t{i}", error=True)
+    half = n // 2
+    return {"sampler": sampler_name, "constraints_func": constrained, "seed": seed, "samples": n,
+            "infeasible": len(refused), "infeasible_rate": round(len(refused) / n, 4),
+            "infeasible_rate_second_half": round(sum(i >= half for i in refused) / (n - half), 4),
+            "by_reason": kinds, "wall_s": round(time.perf_counter() - start, 2)}
 
 
 def driver_cost(run: dict, recorded: dict) -> dict:
@@ -185,7 +310,16 @@ def main(argv=None) -> dict:
                     help="training images (default 2000 of the quick profile's 4000; --quick: the smoke profile's)")
     ap.add_argument("--cpus-per-trial", type=float, default=1)
     ap.add_argument("--quick", action="store_true", help="the smoke profile: checks the script, not the figures")
+    ap.add_argument("--mode", choices=("driver", "schedulers", "infeasible"), default="driver",
+                    help="driver: ASHA vs none, the driver's cost (the default); schedulers: none vs ASHA vs MO-ASHA, "
+                         "epochs and hypervolume per search seed; infeasible: TPE / NSGA-II infeasible rate without "
+                         "and with constraints_func, no training")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (schedulers, infeasible)")
     args = ap.parse_args(argv)
+    if args.mode == "infeasible":
+        return main_infeasible(args)
+    if args.mode == "schedulers":
+        return main_schedulers(args)
     profile = "smoke" if args.quick else "quick"
     if not args.quick:
         args.num_samples = args.num_samples or 8
@@ -253,6 +387,63 @@ def main(argv=None) -> dict:
                "epochs": plan_cfg["train"]["epochs"], "batch_size": plan_cfg["train"]["batch_size"],
                "cpus_per_trial": args.cpus_per_trial, "cpus": os.cpu_count()},
         harness_source=source, load={label: runs[label]["load"] for label in runs})
+
+
+def main_infeasible(args) -> dict:
+    """The infeasible rate of TPE and NSGA-II on the cross-paper space, without and with constraints_func
+    (--num-samples per search, default 200; --quick: the smoke profile, 20)."""
+    from harness import catalog
+
+    profile = "smoke" if args.quick else "quick"
+    n = args.num_samples or (20 if args.quick else 200)
+    plan = catalog.resolve(SWEEP)[0].search_plan(profile)
+    runs = [infeasible_rate(plan, n, seed, sampler_name, constrained)
+            for seed in args.seeds for sampler_name in ("tpe", "nsga2") for constrained in (False, True)]
+    rate = {f"{name}_{'with' if c else 'without'}_constraints_func":
+            [r["infeasible_rate"] for r in runs if r["sampler"] == name and r["constraints_func"] == c]
+            for name in ("tpe", "nsga2") for c in (False, True)}
+    headline = sum(rate["nsga2_with_constraints_func"]) / len(rate["nsga2_with_constraints_func"])
+    return emit("nsga2_infeasible_rate_with_constraints_func", headline,
+                sum(rate["nsga2_without_constraints_func"]) / len(rate["nsga2_without_constraints_func"]), "lower",
+                infeasible_rate=rate, runs=runs,
+                setup={"sweep": SWEEP, "profile": profile, "samples": n, "seeds": args.seeds,
+                       "constraints": plan.spec.constraints, "dataset": plan.base["data"]["dataset"]},
+                harness_source=harness_source())
+
+
+def main_schedulers(args) -> dict:
+    """No stopping vs ASHA vs MO-ASHA on the cross-paper space's --quick (smoke) or quick profile."""
+    import ray
+
+    from harness import catalog
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    profile = "smoke" if args.quick else "quick"
+    sweep = catalog.resolve(SWEEP)[0]
+    sets = [f"data.train_subset={args.train_subset}"] if args.train_subset else []
+    plan = sweep.search_plan(profile, num_samples=args.num_samples, sets=sets)
+    started_here = not ray.is_initialized()
+    result = scheduler_comparison(sweep, profile, plan, args.seeds, args.cpus_per_trial)
+    if started_here:
+        ray.shutdown()
+    for name in ("asha", "mo_asha"):  # the same samples with and without stopping (random search, same seed)
+        for r in (x for x in result["runs"] if x["scheduler"] == name):
+            same = next(x for x in result["runs"] if x["scheduler"] == "none" and x["seed"] == r["seed"])
+            assert r["samples"] == same["samples"], f"{name} seed {r['seed']} drew other samples than no stopping"
+    mo = result["mo_asha"]
+    return emit("mo_asha_epochs_ratio_none_over_mo_asha", min(mo["epochs_ratio_none_over_this"]), 2.0, "higher",
+                figures={"mo_asha_hypervolume_share_of_none": {"value": min(s for s in mo["hypervolume_share_of_none"]
+                                                                            if s is not None), "target": 0.95,
+                                                                "better": "higher"}},
+                schedulers={k: result[k] for k in ("none", "asha", "mo_asha")},
+                runs=[{k: v for k, v in r.items() if k != "samples"} for r in result["runs"]],
+                reference_val_acc_pct_macs=result["reference_val_acc_pct_macs"],
+                setup={"sweep": SWEEP, "profile": profile, "num_samples": plan.spec.num_samples, "seeds": args.seeds,
+                       "algorithm": plan.spec.algorithm, "scheduler_options": plan.spec.scheduler,
+                       "constraints": plan.spec.constraints, "dataset": plan.base["data"]["dataset"],
+                       "train_subset": plan.base["data"].get("train_subset"), "epochs": plan.base["train"]["epochs"],
+                       "cpus_per_trial": args.cpus_per_trial, "cpus": os.cpu_count()},
+                harness_source=harness_source())
 
 
 if __name__ == "__main__":

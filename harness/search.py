@@ -11,7 +11,7 @@
                                 objective, NSGA-II for several)
     seed: 0                     the same seed samples the same sequence of configurations
     objectives: {val_acc: max, macs: min}     selection on validation only; test is only reported
-    scheduler: {name: asha, grace_period: 2, reduction_factor: 3}   none | asha | median | hyperband
+    scheduler: {name: asha, grace_period: 2, reduction_factor: 3}   none | asha | mo_asha | median | hyperband
     constraints: {macs: {max: 2.0e7}, params: {max: 1.0e6}}         counted before a sample is trained
 
 Distributions are Tune's: ``uniform [lo, hi]``, ``quniform [lo, hi, step]`` (integers when all three
@@ -40,7 +40,7 @@ from .runner import COUNT_KEYS
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "randint", "choice")
 ALGORITHMS = ("random", "optuna")
-SCHEDULERS = ("none", "asha", "median", "hyperband")
+SCHEDULERS = ("none", "asha", "mo_asha", "median", "hyperband")
 COUNTS = COUNT_KEYS  # measure.profile's, per model as built: what a constraint or an objective may name
 # What every trial reports to Tune each epoch (harness.train's metrics and the counts): what an
 # objective or a scheduler may use. test_acc is reported too but never selected on.
@@ -358,24 +358,32 @@ def _materialize(option):
 def scheduler_class(name: str):
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule
 
-    return {"asha": ASHAScheduler, "median": MedianStoppingRule, "hyperband": HyperBandScheduler}[name]
+    from .moasha import MOASHAScheduler
+
+    return {"asha": ASHAScheduler, "mo_asha": MOASHAScheduler, "median": MedianStoppingRule,
+            "hyperband": HyperBandScheduler}[name]
 
 
 def build_scheduler(spec: SearchSpec, max_epochs: int):
-    """Tune's own scheduler on ``time_attr = epoch``, or None. Its options are Tune's, checked by name."""
+    """Tune's own scheduler on ``time_attr = epoch``, or None. Its options are Tune's, checked by name.
+    ``mo_asha`` (harness.moasha, Tune has none) ranks on every objective of ``search.objectives``:
+    trials report the counts (macs, params, ...) with every epoch's metrics, so each rung sees them all."""
     if spec.scheduler_name == "none":
         return None
     if max_epochs < 2:
         raise ConfigError("search.scheduler", spec.scheduler_name,
                           f"none: trials of {max_epochs} epoch cannot be stopped early (train.epochs >= 2)")
     options = {k: v for k, v in spec.scheduler.items() if k != "name"}
-    for key in SCHEDULER_FIXED:
+    for key in SCHEDULER_FIXED + ("objectives",):
         if key in options:
             raise ConfigError(f"search.scheduler.{key}", options[key],
-                              "unset: the harness sets time_attr=epoch, metric and mode from the objectives, max_t=epochs")
+                              "unset: the harness sets time_attr=epoch, metric and mode (or mo_asha's objectives) "
+                              "from search.objectives, max_t=epochs")
     metric, mode = spec.scheduler_objective()
     cls = scheduler_class(spec.scheduler_name)
     fixed = {"time_attr": "epoch", "metric": metric, "mode": mode}
+    if spec.scheduler_name == "mo_asha":
+        fixed = {"time_attr": "epoch", "objectives": dict(spec.objectives)}
     if spec.scheduler_name != "median":
         # One past the last epoch: a trial that reaches it ends by itself (its final metrics and
         # model logged by the trial), not by the scheduler stopping it at max_t inside its last report.
@@ -386,12 +394,13 @@ def build_scheduler(spec: SearchSpec, max_epochs: int):
 def _checked_scheduler(cls, fixed: dict, options: dict):
     import inspect
 
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",) + SCHEDULER_FIXED]
+    whose = "the harness's" if cls.__module__.startswith("harness.") else "Tune's"
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "objectives") + SCHEDULER_FIXED]
     for key, value in options.items():
         if key not in valid:
-            raise ConfigError(f"search.scheduler.{key}", value, f"an option of Tune's {cls.__name__}: " + ", ".join(valid)
+            raise ConfigError(f"search.scheduler.{key}", value, f"an option of {whose} {cls.__name__}: " + ", ".join(valid)
                               + nearest(key, valid))
     try:
         return cls(**fixed, **options)
     except (TypeError, ValueError, AssertionError) as e:
-        raise ConfigError("search.scheduler", options, f"options Tune's {cls.__name__} accepts ({e})") from None
+        raise ConfigError("search.scheduler", options, f"options {whose} {cls.__name__} accepts ({e})") from None

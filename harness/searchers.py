@@ -6,18 +6,34 @@
 ``SearchGenerator``, with ``EachPoint`` repeating a suggestion per axis point and Tune's
 ``ConcurrencyLimiter`` for ``--max-concurrent``. In front of either, ``FeasibleSearch`` lets a
 proposed trial reach a worker only when its configuration resolves, validates and meets the cost
-limits; the rest are recorded as infeasible runs and told to the searcher as failed.
+limits; the rest are recorded as infeasible runs, never trained. Random search is told they failed;
+Optuna's TPE and NSGA-II learn where they are (below).
 
 Two small classes are written here because Tune has neither: a gate that can refuse a suggestion
-before it is scheduled (OptunaSearch's constraints exist for NSGA-II only, BasicVariantGenerator has
-none), and a repeater that averages several objectives (Tune's ``Repeater`` averages one metric).
-Optuna's samplers are used through ``FreshLocks`` subclasses, which pickle as Tune needs them to.
+before it is scheduled (BasicVariantGenerator has no constraints, and Optuna's only rank a trial
+after it is told), and a repeater that averages several objectives (Tune's ``Repeater`` averages
+one metric). Optuna's samplers are used through ``FreshLocks`` subclasses, which pickle as Tune
+needs them to.
+
+The infeasible region taught to Optuna (``Violations``): the sampler gets a ``constraints_func``,
+Optuna's own hook, which computes from a finished trial's ``params`` (Tune's sampled names, public on
+Optuna's FrozenTrial) the same meta-device counts the gate computes, as one value per constraint
+(> 0: violated), and an infeasible sample is told to OptunaSearch as *completed* through its public
+``on_trial_complete`` (a failed trial is never passed to ``constraints_func``, and NSGA-II only keeps
+completed trials), with placeholder objectives (see ``FeasibleSearch``). Constrained TPE puts trials
+with a violation among its bad trials, ordered by how much they violate; constrained NSGA-II ranks
+any feasible trial above any infeasible one. The gate still refuses the sample: it is never trained.
+Optuna 5.0 deprecates ``constraints_func`` (removal planned for 7.0) in favour of
+``Trial.set_constraint`` on the live trial, which OptunaSearch hands out only to a define-by-run
+space function; that would replace the Tune domains a search samples (and so every seeded
+sequence), so the deprecated hook is used, its FutureWarning silenced where the sampler is built.
 """
 from __future__ import annotations
 
 import json
 import math
 import threading
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -69,6 +85,74 @@ if optuna is not None:
 
     class NSGAIISampler(FreshLocks, optuna.samplers.NSGAIISampler):
         """Optuna's NSGA-II sampler, picklable whatever Optuna's version (5.1's is not)."""
+
+
+def sampler(cls, seed: Optional[int], constraints_func=None):
+    """``cls(seed=seed)``, with ``constraints_func`` when given (its deprecation warning silenced:
+    see the module's docstring for why it is the route taken)."""
+    if constraints_func is None:
+        return cls(seed=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
+        return cls(seed=seed, constraints_func=constraints_func)
+
+
+def assess(plan, values: dict) -> dict:
+    """A sample checked as the gate checks it: ``reason`` (None when every axis point is a valid config,
+    its model runs a forward pass on the meta device and its counts are within the cost limits),
+    ``counts`` (the last point's) and ``violations``, Optuna's constraint values: first 1.0 when a point
+    does not resolve or build (else 0.0), then per ``search.constraints`` bound its relative excess,
+    ``(count - max) / max`` or ``(min - count) / min`` (> 0: violated; relative, so that TPE's sum of
+    violations weighs a MAC limit and a parameter limit alike; a bound of 0 divides by 1), the largest
+    over the points counted. Stops at the first point that fails, as the gate's verdict does."""
+    bounds = [(count, side, limit) for count, b in plan.spec.constraints.items() for side, limit in b.items()]
+    excess = [-math.inf] * len(bounds)
+    counts: dict = {}
+    reason, broken = None, 0.0
+    for i in range(len(plan.points)):
+        try:
+            cfg = plan.resolve(values, i)
+            counts = plan.counts(cfg)
+        except ConfigError as e:
+            reason, broken = str(e), 1.0
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as e:  # e.g. a kernel larger than the input
+            reason, broken = ("the model does not build or run at this input: " f"{type(e).__name__}: "
+                              + (str(e).splitlines() or [""])[0]), 1.0
+        if broken:
+            break
+        for j, (count, side, limit) in enumerate(bounds):
+            over = counts[count] - limit if side == "max" else limit - counts[count]
+            excess[j] = max(excess[j], over / (abs(limit) or 1))
+            if over > 0 and reason is None:
+                reason = f"{count}={counts[count]:,} {'>' if side == 'max' else '<'} {side} {limit:,}"
+        if reason is not None:
+            break
+    violations = [broken] + [0.0 if broken or e == -math.inf else float(e) for e in excess]
+    return {"reason": reason, "counts": counts, "violations": violations}
+
+
+def placeholder(objectives: dict, counts: dict) -> dict:
+    """What an infeasible sample is told as having scored (see ``FeasibleSearch``)."""
+    return {m: float(counts.get(m, 0.0)) for m in objectives}
+
+
+class Violations:
+    """Optuna's ``constraints_func`` for a search plan: a finished trial's constraint values
+    (``assess``'s ``violations``) from its sampled ``params``, which Tune names ``sample/<name>``.
+    Plain data and a cache: it pickles with the sampler."""
+
+    PREFIX = "sample/"
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.cache: dict[str, list] = {}
+
+    def __call__(self, trial) -> list[float]:
+        sampled = {k[len(self.PREFIX):]: v for k, v in trial.params.items() if k.startswith(self.PREFIX)}
+        key = json.dumps(sampled, sort_keys=True, default=str)
+        if key not in self.cache:
+            self.cache[key] = assess(self.plan, search.decode(self.plan.spec, sampled))["violations"]
+        return self.cache[key]
 
 
 class EachPoint(Repeater):
@@ -142,24 +226,14 @@ class Gate:
         return self._verdict is None
 
     def _check(self, values: dict) -> Optional[dict]:
-        """None when every axis point of the sample is a valid config, its model runs a forward pass
-        on the meta device and its counts are within the cost limits; else why not."""
-        counts: dict = {}
-        for i in range(len(self.plan.points)):
-            try:
-                cfg = self.plan.resolve(values, i)
-                counts = self.plan.counts(cfg)
-            except ConfigError as e:
-                return {"reason": str(e), "counts": counts}
-            except (RuntimeError, ValueError, TypeError, NotImplementedError) as e:  # e.g. a kernel larger than the input
-                return {"reason": f"the model does not build or run at this input: {type(e).__name__}: "
-                                  + (str(e).splitlines() or [""])[0], "counts": counts}
-            for count, bounds in self.plan.spec.constraints.items():
-                if "max" in bounds and counts[count] > bounds["max"]:
-                    return {"reason": f"{count}={counts[count]:,} > max {bounds['max']:,}", "counts": counts}
-                if "min" in bounds and counts[count] < bounds["min"]:
-                    return {"reason": f"{count}={counts[count]:,} < min {bounds['min']:,}", "counts": counts}
-        return None
+        """None when the sample is feasible (``assess``), else its reason and counts."""
+        verdict = assess(self.plan, values)
+        return None if verdict["reason"] is None else {"reason": verdict["reason"], "counts": verdict["counts"]}
+
+    @property
+    def verdict(self) -> Optional[dict]:
+        """The last sample's verdict (None: feasible)."""
+        return self._verdict
 
     def _record(self, sample_id: int, values: dict, verdict: dict) -> None:
         name = self.plan.name(sample_id, None)
@@ -174,10 +248,16 @@ class Gate:
 
 
 class FeasibleSearch(SearchAlgorithm):
-    """A Tune search algorithm whose proposals pass ``gate.admit`` before Tune schedules them."""
+    """A Tune search algorithm whose proposals pass ``gate.admit`` before Tune schedules them.
 
-    def __init__(self, inner: SearchAlgorithm, gate: Gate):
-        self.inner, self.gate = inner, gate
+    A refused proposal is told to the searcher as failed, or, with ``tell_completed`` (a sampler with
+    ``constraints_func``, which reads only completed trials), as completed with placeholder objectives:
+    an objective the gate counted (macs, params, ...) gets the count, any other 0.0. A constrained
+    sampler ranks an infeasible trial by its violations, not by these values (they only order
+    infeasible trials of equal violation within an NSGA-II front)."""
+
+    def __init__(self, inner: SearchAlgorithm, gate: Gate, tell_completed: bool = False):
+        self.inner, self.gate, self.tell_completed = inner, gate, tell_completed
         super().__init__()
 
     @property
@@ -199,7 +279,11 @@ class FeasibleSearch(SearchAlgorithm):
             trial = self.inner.next_trial()
             if trial is None or self.gate.admit(trial):
                 return trial
-            self.inner.on_trial_complete(trial.trial_id, error=True)  # infeasible: the searcher learns so
+            if self.tell_completed:  # infeasible: the sampler learns where from its constraints_func
+                self.inner.on_trial_complete(trial.trial_id, result=placeholder(self.gate.plan.spec.objectives,
+                                                                               self.gate.verdict["counts"]))
+            else:
+                self.inner.on_trial_complete(trial.trial_id, error=True)  # infeasible: the searcher learns so
 
     def on_trial_result(self, trial_id: str, result: dict):
         self.inner.on_trial_result(trial_id, result)
@@ -227,8 +311,11 @@ class FeasibleSearch(SearchAlgorithm):
             self.gate.set_state(json.loads(path.read_text()))
 
 
-def build_search_alg(plan, ctx, max_concurrent: Optional[int]) -> tuple[FeasibleSearch, int]:
-    """The gated search algorithm and the ``num_samples`` Tune must be given for it."""
+def build_search_alg(plan, ctx, max_concurrent: Optional[int], learn_infeasible: bool = True
+                     ) -> tuple[FeasibleSearch, int]:
+    """The gated search algorithm and the ``num_samples`` Tune must be given for it. With
+    ``learn_infeasible`` (Optuna only) the sampler gets ``Violations(plan)`` as its constraints_func
+    (benchmarks/search.py measures it off and on)."""
     spec = plan.spec
     points = len(plan.points)
     if spec.algorithm == "random":
@@ -237,12 +324,14 @@ def build_search_alg(plan, ctx, max_concurrent: Optional[int]) -> tuple[Feasible
     from ray.tune.search.optuna import OptunaSearch
 
     metrics, modes = list(spec.objectives), list(spec.objectives.values())
+    constraints = Violations(plan) if learn_infeasible else None
     if len(metrics) == 1:
-        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=TPESampler(seed=spec.seed))
+        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=sampler(TPESampler, spec.seed, constraints))
     else:
-        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=NSGAIISampler(seed=spec.seed))
+        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=sampler(NSGAIISampler, spec.seed, constraints))
     if points > 1:
         searcher = EachPoint(searcher, repeat=points, set_index=False)
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    return FeasibleSearch(SearchGenerator(searcher), Gate(plan, ctx)), spec.num_samples * points
+    return FeasibleSearch(SearchGenerator(searcher), Gate(plan, ctx), tell_completed=learn_infeasible), \
+        spec.num_samples * points
