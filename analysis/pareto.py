@@ -162,10 +162,14 @@ def _digits(values) -> int:
     return 0 if v.notna().any() and v.max() >= 1000 else 2
 
 
-def _check_published(published, objectives: dict) -> list:
-    """The points as given, or with ``published="papers"`` every published pair that fits ``objectives``."""
+def _check_published(published, objectives: dict, runs: Optional[pd.DataFrame] = None) -> list:
+    """The points as given, or with ``published="papers"`` every published pair that fits ``objectives``,
+    each labelled "not our dataset" where the runs measured another one."""
     if published == "papers":
-        return published_points(objectives)
+        ours = set(runs["dataset"].dropna()) if runs is not None and "dataset" in runs else set()
+        return [{**p, "label": p["label"] + (f" [not our dataset: ours {', '.join(sorted(ours))}]"
+                                             if ours and p["dataset"] not in ours else "")}
+                for p in published_points(objectives)]
     if isinstance(published, str):
         raise ValueError(f"published {published!r}: a list of points or 'papers'")
     published = list(published or [])
@@ -191,7 +195,7 @@ def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
     with their ``source`` (ours: "ours") and do not change the front.
     """
     objectives = _objectives(runs, objectives)
-    published = _check_published(published, objectives)
+    published = _check_published(published, objectives, runs)
     summary = summarize(runs, objectives)
     front = _front_order(pareto_front(summary, objectives), objectives)
     chance = p_dominated(summary, objectives, front.index)
@@ -310,7 +314,7 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
     objectives = _objectives(runs, objectives)
     if len(objectives) < 2:
         raise ValueError(f"a Pareto figure needs at least two objectives; got {list(objectives)}")
-    published = _check_published(published, objectives)
+    published = _check_published(published, objectives, runs)
     summary = summarize(runs, objectives)
     full_front = pareto_front(summary, objectives).index
     chance = p_dominated(summary, objectives, full_front)

@@ -349,3 +349,11 @@ def test_published_points_map_the_papers_pairs_onto_the_objectives():
     assert published_points({"val_acc": "max", "epoch_time_s": "min"}) == []
     table = make_pareto_table(make_runs(), OBJECTIVES, published="papers")
     assert (table.frame["source"] != "ours").sum() == len(points)
+
+
+def test_published_points_on_another_dataset_say_so():
+    table = make_pareto_table(make_runs().assign(dataset="cifar10"), OBJECTIVES, published="papers")
+    labels = table.frame.loc[table.frame["source"] != "ours", "label"].tolist()
+    assert "Jiang T4-1 crnet_cb exp4 g2 a0.5 c1dw-c1dw (CIFAR-10)" in labels
+    assert "Jiang T4-3 crnet_cb exp4 g2 a0.5 c1dw-c1dw (CIFAR-100) [not our dataset: ours cifar10]" in labels
+    assert any("measured elsewhere" in n for n in table.notes)
