@@ -53,3 +53,36 @@ def test_win_map_by_hand():
         assert [t.get_text() for t in figure.figure.axes[0].texts] == ["Jiang", "Jin"]
     finally:
         plt.close(figure.figure)
+
+
+def check_search_progress(store: str) -> None:
+    """The cross-paper smoke search's parent run: after each finished trial, trial_seconds (the trials'
+    Tune time_total_s summed) and hypervolume against the default reference (val_acc 0, macs <= 2e7,
+    the smoke profile's constraint), which is recomputed here from the trials' own metrics."""
+    import json
+
+    from harness import runs as recorded, tracking
+    from harness.pareto import hypervolume
+    from harness_analysis.search_report import search_progress
+
+    runs = recorded.load_runs("cross_paper_pareto", store, profile="smoke", status="FINISHED")
+    runs.attrs["sweep"] = "cross_paper_pareto"
+    progress = search_progress(runs)
+    assert len(progress) and json.loads(progress["reference_point"].iloc[0]) == {"val_acc": 0.0, "macs": 2.0e7}
+    client = tracking.client(store)
+    for run_id, line in progress.groupby("parent_run_id"):
+        # load_runs leaves MLflow's own tags out: the parent of each trial from the store
+        trials = pd.DataFrame([client.get_run(i).data.metrics for i in runs["run_id"]
+                               if client.get_run(i).data.tags.get("mlflow.parentRunId") == run_id])
+        trained = trials.dropna(subset=["val_acc"])  # infeasible samples never trained: no val_acc
+        assert list(line["step"]) == list(range(1, len(line) + 1)) and len(line) == len(trained)
+        assert line["trial_seconds"].is_monotonic_increasing and line["hypervolume"].is_monotonic_increasing
+        # the last value covers every trial: the same function over the recorded metrics
+        expected = hypervolume(trained, {"val_acc": "max", "macs": "min"}, {"val_acc": 0.0, "macs": 2.0e7})
+        assert line["hypervolume"].iloc[-1] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_the_smoke_search_logs_hypervolume_and_trial_seconds_to_its_parent(smoke_all):
+    assert smoke_all.rc["cross_paper_pareto"] == (0, 0)
+    check_search_progress(smoke_all.store)
