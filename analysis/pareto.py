@@ -164,14 +164,19 @@ def _digits(values) -> int:
 
 def _check_published(published, objectives: dict, runs: Optional[pd.DataFrame] = None) -> list:
     """The points as given, or with ``published="papers"`` every published pair that fits ``objectives``,
-    each labelled "not our dataset" where the runs measured another one."""
-    if published == "papers":
+    each labelled "not our dataset" where the runs measured another one; ``{"papers": [...], "tables": [...],
+    "datasets": [...]}`` keeps those of some papers, tables (harness_analysis.published_points) or datasets."""
+    if published == "papers" or isinstance(published, dict):
+        where = {} if published == "papers" else published
+        unknown = set(where) - {"papers", "tables", "datasets"}
+        if unknown:
+            raise ValueError(f"published {published!r}: filter by papers, tables or datasets, not {sorted(unknown)}")
         ours = set(runs["dataset"].dropna()) if runs is not None and "dataset" in runs else set()
         return [{**p, "label": p["label"] + (f" [not our dataset: ours {', '.join(sorted(ours))}]"
                                              if ours and p["dataset"] not in ours else "")}
-                for p in published_points(objectives)]
+                for p in published_points(objectives, **{k: tuple(v) for k, v in where.items()})]
     if isinstance(published, str):
-        raise ValueError(f"published {published!r}: a list of points or 'papers'")
+        raise ValueError(f"published {published!r}: a list of points, 'papers' or a mapping of filters")
     published = list(published or [])
     for point in published:
         if "label" not in point:

@@ -14,7 +14,7 @@ How a paper's column maps onto ours (the one place that says it; each paper's mo
   Jin "# params"                             -> ``nonzero_params`` (the parameters a variant needs)
   Çallı Table 3.2 "# ops"                    -> ``macs`` (read as multiply-accumulates; calli.py)
   Çallı "# params (M)"                       -> ``params``
-Jin's Table 2.1 counts one 224x224 sample, so its points carry "at 224x224" in their source.
+Jin's Tables 2.1 and 3.2 count one 224x224 sample, so their points carry "at 224x224" in their source.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _records() -> Iterator[dict]:
         if r["row"] in counts:
             c = counts[r["row"]]
             yield {"paper": "Jin", "table": "Tables 3.1/3.2", "dataset": "cifar10", "accuracy": r["cifar10"],
-                   "row": f"AlexNet {r['row']}", "where": "",
+                   "row": f"AlexNet {r['row']}", "where": "counts at 224x224",
                    "costs": {"macs": count(c["flops"]), "nonzero_params": count(c["params"])}}
     counts = {(r["model"], r["type"]): r for r in published_table("jin", "2.1")["rows"]}
     for r in published_table("jin", "2.2")["rows"]:
@@ -67,12 +67,15 @@ def _records() -> Iterator[dict]:
                "row": r["model"], "where": "", "costs": {"macs": count(r["ops"]), "params": float(r["params_m"]) * 1e6}}
 
 
-def published_points(objectives: dict, datasets: Optional[tuple] = None, papers: Optional[tuple] = None) -> list:
+def published_points(objectives: dict, datasets: Optional[tuple] = None, papers: Optional[tuple] = None,
+                     tables: Optional[tuple] = None) -> list:
     """Every published pair that fits ``objectives`` (each objective an accuracy or a cost the paper
-    printed), optionally only on ``datasets`` or from ``papers``; labelled paper, table, row, dataset."""
+    printed), optionally only on ``datasets``, from ``papers`` or from ``tables`` (as labelled: "Table 4-1",
+    "Tables 3.1/3.2"); labelled paper, table, row, dataset."""
     out = []
     for rec in _records():
-        if datasets and rec["dataset"] not in datasets or papers and rec["paper"] not in papers:
+        if (datasets and rec["dataset"] not in datasets or papers and rec["paper"] not in papers
+                or tables and rec["table"] not in tables):
             continue
         values = {}
         for name in objectives:
