@@ -367,8 +367,9 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
         points = [p for p in published if not pd.isna(p.get(x, np.nan)) and not pd.isna(p.get(y, np.nan))]
         for p in points:
             ax.scatter(p[x], p[y], marker=paper_marker.get(p.get("paper"), "*"), s=60, color="black", zorder=5)
-            if len(points) <= MAX_LABELLED:
-                ax.annotate(p["label"], (p[x], p[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            if len(published) <= MAX_LABELLED:  # numbered here, each number's label in the notes
+                ax.annotate(str(published.index(p) + 1), (p[x], p[y]), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
         for name, set_scale, set_label in ((x, ax.set_xscale, ax.set_xlabel), (y, ax.set_yscale, ax.set_ylabel)):
             set_label(f"{name} ({objectives[name]})")
             if _wants_log(name, list(summary[name]) + [p[name] for p in points]):
@@ -388,7 +389,10 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
         datasets = sorted({p["dataset"] for p in published if p.get("paper") == paper and p.get("dataset")})
         handles.append(Line2D([], [], marker=marker, ls="", color="black", ms=7,
                               label=f"published: {paper or 'other'}" + (f" ({', '.join(datasets)})" if datasets else "")))
-    axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
+    if len(pairs) == 1:  # beside the panel: the published points may fill any corner of it
+        axes.flat[0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()
 
     directions = ", ".join(f"{n} ({d})" for n, d in objectives.items())
@@ -406,7 +410,8 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
     if logged:
         notes.append(f"Log scale for {', '.join(dict.fromkeys(logged))} (values span more than 10x).")
     if published:
-        drawn = ("each labelled paper, table, row, dataset" if len(published) <= MAX_LABELLED else
+        drawn = ("numbered: " + "; ".join(f"{i + 1} = {p['label']}" for i, p in enumerate(published))
+                 if len(published) <= MAX_LABELLED else
                  "one black marker per paper (legend); the table of this front lists each with paper, table, row "
                  "and dataset")
         notes.append(f"Black markers: {len(published)} published points, {drawn}; measured elsewhere, by their "

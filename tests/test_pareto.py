@@ -243,7 +243,8 @@ def test_figure_of_two_objectives():
         assert list(line.get_xdata()) == [5e6, 40e6, 120e6]
         assert list(line.get_ydata()) == [90.5, 93.0, 95.5]
         assert line.get_drawstyle() == "steps-post"
-        assert [t.get_text() for t in ax.texts] == ["Jiang CRnet-CB exp=4"]
+        assert [t.get_text() for t in ax.texts] == ["1"]  # numbered; the notes name each number
+        assert any("numbered: 1 = Jiang CRnet-CB exp=4" in n for n in figure.notes)
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert "model.name=resnet20" in legend and "model.name=crnet" in legend and "stopped early" in legend
         assert any("2-D projection" in n for n in figure.notes)
