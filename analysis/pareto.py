@@ -2,7 +2,8 @@
 
 ``pareto_front(frame, objectives)`` keeps the rows no other row dominates, as Optuna's
 ``Study.best_trials``; ``summarize(runs, objectives)`` collapses the runs of one configuration (runs
-that differ only in ``train.seed``) into one row of means and sample stds; ``make_pareto_table`` and
+that differ only in ``train.seed``) into one row of means, sample stds and 95 % t-intervals;
+``p_dominated`` bootstraps over seeds how likely another configuration dominates one; ``make_pareto_table`` and
 ``make_pareto_figure`` are the report functions a multi-objective sweep names. ``objectives`` maps a
 metric column to "max" or "min" (e.g. ``{"val_acc": "max", "macs": "min"}``); a report called with
 none reads them from ``runs.attrs["objectives"]``, which the caller sets from the sweep's search block.
@@ -193,7 +194,7 @@ def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
                       published: Optional[list] = None) -> Table:
     """The non-dominated configurations (by their means over seeds), best first in the first objective,
     as mean ± 95 % CI (n), with ``p_dominated``: the bootstrap probability that another configuration
-    dominates it (``p_dominated``).
+    dominates it.
 
     ``published`` is a list of ``{"label", "source", <objective>: value, ...}`` or "papers" (every
     published pair that fits the objectives, ``published_points``); those rows are appended after ours

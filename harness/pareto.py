@@ -59,7 +59,7 @@ def hypervolume(frame: pd.DataFrame, objectives: dict[str, str], reference: dict
 
     Written here: Optuna 5.1 computes it only in its private ``optuna._hypervolume`` (public only
     inside a plot), and no other library in the lock has one. Exact, by slicing along the last
-    objective (Bringmann and Friedrich's HSO): the few hundred points of a search in 2 or 3 objectives."""
+    objective (HSO, While et al. 2006): the few hundred points of a search in 2 or 3 objectives."""
     objectives = check_objectives(frame, objectives)
     missing = [name for name in objectives if name not in reference]
     if missing:
