@@ -545,20 +545,15 @@ def make_tradeoff_figure(runs: pd.DataFrame, dataset: str) -> Figure:
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 test accuracy % (ours, mean over seeds)")
-    # The paper's points (its FLOPs and accuracy) in the MACs panel, as crosses, when ours are on
-    # the paper's dataset: accuracies on another dataset share no scale with them.
+    # The paper's points (its FLOPs and accuracy) in the MACs panel, as labelled crosses; on another
+    # dataset than ours their accuracies share no scale with ours, and the notes say so.
     on_paper_data = not points.empty and set(points["dataset"]) == {dataset}
-    for number in FIGURE_TABLES[dataset] if on_paper_data else ():
-        pub = PUBLISHED[number]
-        for (e, g, a, s), (_, p_flops, p_acc) in pub.rows.items():
-            if p_flops is not None:
-                axes[0].scatter(p_flops, p_acc, marker="x", s=25, color=ROLE_COLORS[ROLE[pub.network][s]],
-                                alpha=0.6 if pub.batch_size == 256 else 0.3)
+    drawn = draw_paper_points(axes[0], FIGURE_TABLES[dataset])
     handles = [Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in ROLE_COLORS.items()]
     handles += [Line2D([], [], marker=m, ls="", mfc="k", mec="k", label=NETWORK_LABEL[n])
                 for n, m in NETWORK_MARKER.items()]
     handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="k", label="batch-64 tables (hollow)"),
-                Line2D([], [], marker="x", ls="", color="k", label="paper (its FLOPs, CIFAR)")]
+                Line2D([], [], marker="x", ls="", color="k", label=f"paper (its FLOPs, {dataset})")]
     axes[-1].legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1))
     present = sorted(set(points["table"])) if not points.empty else []
     missing = [t for t in FIGURE_TABLES[dataset] if t not in present]
@@ -567,8 +562,7 @@ def make_tradeoff_figure(runs: pd.DataFrame, dataset: str) -> Figure:
              "filled = the batch-256 tables, hollow = the batch-64 tables (trained at the batch size of the runs' "
              "profile); labels eXgY = expansion ratio and groups.",
              "MACs are the runs' logged `macs` (their dataset's input); "
-             + ("crosses are the paper's (FLOPs, accuracy)." if on_paper_data else
-                f"the paper's points are left out: these runs are not on {dataset}."),
+             + paper_points_note(drawn, dataset, on_paper_data),
              _latency_note(points)]
     if not points.empty:
         notes.append("Inputs: " + ", ".join(sorted(set(points["dataset"] + " " + points["input"]))) + "; trained on: "
@@ -642,9 +636,38 @@ def make_figure_crnet_exp_g(runs: pd.DataFrame) -> Figure:
         ax.set_xlabel("MACs (M) at 3×32×32")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 test accuracy % (mean over seeds)")
+    # the paper's own CRnets at batch 256 on CIFAR-10 (Tables 4-1 and 4-5, this sweep's protocol)
+    drawn = sum(draw_paper_points(ax, (number,)) for ax, number in zip(axes, ("4-1", "4-5")))
     handles = [Line2D([], [], marker="o", ls="-", color=c, label=r) for r, c in ROLE_COLORS.items()]
     handles += [Line2D([], [], marker=m, ls="", color="k", label=f"g = {g}, α = 1/{g}") for g, m in g_markers.items()]
+    handles.append(Line2D([], [], marker="x", ls="", color="k", label="paper (its FLOPs, cifar10)"))
     axes[-1].legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1))
+    datasets = set(runs["dataset"].dropna()) if "dataset" in runs else {"cifar10"}
     notes = ["Each line joins one strategy at one g over the expansion ratios (labels eN); colour = compression "
-             "strategy, marker = g. MACs of the built model at the paper's 3×32×32 input."]
+             "strategy, marker = g. MACs of the built model at the paper's 3×32×32 input.",
+             paper_points_note(drawn, "cifar10", datasets == {"cifar10"})]
     return Figure(fig, notes)
+
+
+def draw_paper_points(ax, tables: tuple) -> int:
+    """The paper's (FLOPs M, top-1 %) of ``tables`` (4-1 ... 4-8) as crosses coloured by strategy, each
+    labelled table, setting and strategy; returns how many were drawn."""
+    from .published_points import published_points
+
+    points = published_points({"test_acc": "max", "macs": "min"}, papers=("Jiang",),
+                              tables=tuple(f"Table {t}" for t in tables))
+    for p in points:
+        network, exp, g, _, strategy = p["row"].split()
+        ax.scatter(p["macs"] / 1e6, p["test_acc"], marker="x", s=25, color=ROLE_COLORS[ROLE[network][strategy]],
+                   alpha=0.7)
+        ax.annotate(f"{p['table'].split()[-1]} {exp.replace('exp', 'e')}{g} {strategy}",
+                    (p["macs"] / 1e6, p["test_acc"]), fontsize=4, xytext=(2, -5), textcoords="offset points",
+                    alpha=0.7)
+    return len(points)
+
+
+def paper_points_note(drawn: int, dataset: str, on_paper_data: bool) -> str:
+    return (f"Crosses: {drawn} of the paper's (FLOPs, top-1) points, each labelled table, eXgY and strategy: "
+            f"measured elsewhere (by the author, on {dataset}, 160 epochs, two GPUs), FLOPs = multiply-adds = our "
+            "`macs`" + ("." if on_paper_data else f"; our runs are not on {dataset}, so their accuracies share no "
+                                                   "scale with ours: read the paper's points against each other."))

@@ -2,7 +2,8 @@
 
 ``pareto_front(frame, objectives)`` keeps the rows no other row dominates, as Optuna's
 ``Study.best_trials``; ``summarize(runs, objectives)`` collapses the runs of one configuration (runs
-that differ only in ``train.seed``) into one row of means and sample stds; ``make_pareto_table`` and
+that differ only in ``train.seed``) into one row of means, sample stds and 95 % t-intervals;
+``p_dominated`` bootstraps over seeds how likely another configuration dominates one; ``make_pareto_table`` and
 ``make_pareto_figure`` are the report functions a multi-objective sweep names. ``objectives`` maps a
 metric column to "max" or "min" (e.g. ``{"val_acc": "max", "macs": "min"}``); a report called with
 none reads them from ``runs.attrs["objectives"]``, which the caller sets from the sweep's search block.
@@ -21,12 +22,15 @@ from harness.pareto import check_objectives as _check
 from harness.pareto import pareto_front
 from harness.runs import config_text
 
-from .report import Figure, Table, mean_std
+from .published_points import published_points
+from .report import Figure, Table
 
 SEED_KEY = "config.train.seed"
 # a reader wants to see which technique (model family, conv kind, method, sampler) sits where on the front
 DEFAULT_COLOR_KEYS = ("model.name", "model.options.conv", "method.name", "sampler.name")
 LOG_SUFFIXES = ("macs", "flops", "params")
+MAX_LABELLED = 12  # more published points than this are drawn by paper, their labels left to the table
+PUBLISHED_MARKERS = ("*", "P", "X", "D", "h")
 
 
 def _is_true(runs: pd.DataFrame, tag: str) -> pd.Series:
@@ -51,7 +55,8 @@ def summarize(runs: pd.DataFrame, objectives: dict) -> pd.DataFrame:
     """One row per configuration: the objectives' means and sample stds over its runs (its seeds).
 
     Columns: the config keys that vary over the summarized runs (without the ``config.`` prefix,
-    "" where a run lacks the key), ``<objective>`` and ``<objective>_std`` for each objective, ``n``,
+    "" where a run lacks the key), ``<objective>``, ``<objective>_std`` and ``<objective>_ci`` (the
+    half-width of the 95 % t-interval on the mean, ``ci95``) for each objective, ``n``,
     ``seeds``, ``run_ids`` and ``stopped_early`` (how many of its runs an early-stopping scheduler
     ended). Runs tagged ``infeasible`` never trained; they are left out and counted in
     ``attrs["infeasible"]``; ``attrs["runs"]`` is the number of runs summarized and
@@ -69,23 +74,79 @@ def summarize(runs: pd.DataFrame, objectives: dict) -> pd.DataFrame:
 
     # without any config column every run is the same configuration
     group_of = settings.groupby(keys, sort=False).ngroup() if keys else pd.Series(0, index=feasible.index)
-    rows = []
+    rows, member_values = [], []
     for _, members in feasible.groupby(group_of, sort=False).groups.items():
+        member_values.append(np.column_stack([metrics[name][members].to_numpy(dtype=float) for name in objectives]))
         first = members[0]
         row = {k[len("config."):]: settings.at[first, k] for k in varying}
         for name in objectives:
             row[name] = metrics[name][members].mean()
             row[f"{name}_std"] = metrics[name][members].std(ddof=1)
+            row[f"{name}_ci"] = ci95(metrics[name][members])
         row.update(n=len(members), seeds=_sorted_seeds(seeds[members]),
                    run_ids=list(feasible.loc[members, "run_id"]) if "run_id" in feasible else [],
                    stopped_early=int(stopped[members].sum()))
         rows.append(row)
-    columns = ([k[len("config."):] for k in varying] + [c for name in objectives for c in (name, f"{name}_std")]
+    columns = ([k[len("config."):] for k in varying]
+               + [c for name in objectives for c in (name, f"{name}_std", f"{name}_ci")]
                + ["n", "seeds", "run_ids", "stopped_early"])
     summary = pd.DataFrame(rows, columns=columns)
     summary.attrs.update(infeasible=int(infeasible.sum()), runs=len(feasible),
                          config_keys=[k[len("config."):] for k in varying])
+    # each row's runs x objectives, for the bootstrap over seeds (p_dominated)
+    summary.attrs["run_values"] = member_values
     return summary
+
+
+def ci95(values) -> float:
+    """Half-width of the 95 % Student-t confidence interval on the mean: t(0.975, n-1) x s / sqrt(n)
+    with s the sample std; NaN for fewer than two values (no spread to estimate)."""
+    from scipy import stats
+
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if len(v) < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def mean_ci(values, digits: int = 2) -> str:
+    """'92.41 ± 0.30 (n=3)': the mean ± the 95 % t-interval's half-width (``ci95``); one value has none."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if v.empty:
+        return "-"
+    if len(v) == 1:
+        return f"{v.iloc[0]:.{digits}f} (n=1)"
+    return f"{v.mean():.{digits}f} ± {ci95(v):.{digits}f} (n={len(v)})"
+
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # a fixed generator: the same runs give the same p_dominated in every report
+
+
+def p_dominated(summary: pd.DataFrame, objectives: dict, rows=None, resamples: int = BOOTSTRAP_RESAMPLES,
+                seed: int = BOOTSTRAP_SEED) -> pd.Series:
+    """For each of ``rows`` (labels of ``summary``, default all): the fraction of bootstrap resamples in which
+    another configuration dominates it. A resample draws, for every configuration, as many of its runs
+    as it has, with replacement (a run's objectives stay together), and compares the resampled means.
+    A configuration with one run is the same in every resample. Written here: no library in the lock
+    bootstraps a dominance relation (scipy.stats.bootstrap resamples one statistic of one sample)."""
+    rows = list(summary.index if rows is None else rows)
+    values = summary.attrs["run_values"]  # per row: runs x objectives, in summarize's objective order
+    sign = np.array([-1.0 if objectives[name] == "max" else 1.0 for name in objectives])
+    rng = np.random.default_rng(seed)
+    means = np.empty((resamples, len(values), len(objectives)))
+    for i, v in enumerate(values):
+        draws = rng.integers(0, len(v), size=(resamples, len(v)))
+        means[:, i, :] = v[draws].mean(axis=1) * sign  # minimized: smaller is better in every column
+    positions = [summary.index.get_loc(r) for r in rows]
+    out = {}
+    for label, i in zip(rows, positions):
+        mine = means[:, i:i + 1, :]
+        no_worse = (means <= mine).all(axis=2)
+        better = (means < mine).any(axis=2)
+        beaten = no_worse & better  # NaN compares False: a run without the objective never dominates
+        out[label] = float(beaten.any(axis=1).mean())
+    return pd.Series(out, dtype=float)
 
 
 def _objectives(runs: pd.DataFrame, objectives: Optional[dict]) -> dict:
@@ -102,7 +163,21 @@ def _digits(values) -> int:
     return 0 if v.notna().any() and v.max() >= 1000 else 2
 
 
-def _check_published(published: Optional[list]) -> list:
+def _check_published(published, objectives: dict, runs: Optional[pd.DataFrame] = None) -> list:
+    """The points as given, or with ``published="papers"`` every published pair that fits ``objectives``,
+    each labelled "not our dataset" where the runs measured another one; ``{"papers": [...], "tables": [...],
+    "datasets": [...]}`` keeps those of some papers, tables (harness_analysis.published_points) or datasets."""
+    if published == "papers" or isinstance(published, dict):
+        where = {} if published == "papers" else published
+        unknown = set(where) - {"papers", "tables", "datasets"}
+        if unknown:
+            raise ValueError(f"published {published!r}: filter by papers, tables or datasets, not {sorted(unknown)}")
+        ours = set(runs["dataset"].dropna()) if runs is not None and "dataset" in runs else set()
+        return [{**p, "label": p["label"] + (f" [not our dataset: ours {', '.join(sorted(ours))}]"
+                                             if ours and p["dataset"] not in ours else "")}
+                for p in published_points(objectives, **{k: tuple(v) for k, v in where.items()})]
+    if isinstance(published, str):
+        raise ValueError(f"published {published!r}: a list of points, 'papers' or a mapping of filters")
     published = list(published or [])
     for point in published:
         if "label" not in point:
@@ -117,15 +192,19 @@ def _front_order(front: pd.DataFrame, objectives: dict) -> pd.DataFrame:
 
 def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
                       published: Optional[list] = None) -> Table:
-    """The non-dominated configurations, best first in the first objective, as mean ± std (n) over seeds.
+    """The non-dominated configurations (by their means over seeds), best first in the first objective,
+    as mean ± 95 % CI (n), with ``p_dominated``: the bootstrap probability that another configuration
+    dominates it.
 
-    ``published`` is a list of ``{"label", "source", <objective>: value, ...}``; those rows are
-    appended after ours with their ``source`` (ours: "ours") and do not change the front.
+    ``published`` is a list of ``{"label", "source", <objective>: value, ...}`` or "papers" (every
+    published pair that fits the objectives, ``published_points``); those rows are appended after ours
+    with their ``source`` (ours: "ours") and do not change the front.
     """
     objectives = _objectives(runs, objectives)
-    published = _check_published(published)
+    published = _check_published(published, objectives, runs)
     summary = summarize(runs, objectives)
     front = _front_order(pareto_front(summary, objectives), objectives)
+    chance = p_dominated(summary, objectives, front.index)
     keys = summary.attrs["config_keys"]
     by_id = runs.set_index("run_id") if "run_id" in runs.columns else None
     # test accuracy is shown beside a validation-selected front, never used to choose it
@@ -141,13 +220,15 @@ def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
     sample_of = (runs.set_index("run_id")["row"] if {"run_id", "row"} <= set(runs.columns)
                  and runs["row"].astype(str).str.startswith("sample").all() else None)
     rows = []
-    for _, r in front.iterrows():
+    for label, r in front.iterrows():
         row = {"sample": sample_of[r["run_ids"][0]]} if sample_of is not None else {}
         row.update({k: r[k] for k in keys})
-        row.update({name: mean_std(values(r["run_ids"], name), digits[name]) for name in shown})
-        row.update(stopped_early=r["stopped_early"], run_ids=", ".join(i[:8] for i in r["run_ids"]))
+        row.update({name: mean_ci(values(r["run_ids"], name), digits[name]) for name in shown})
+        row.update(p_dominated=f"{chance[label]:.3f}", stopped_early=r["stopped_early"],
+                   run_ids=", ".join(i[:8] for i in r["run_ids"]))
         rows.append(row)
-    columns = (["sample"] if sample_of is not None else []) + keys + shown + ["stopped_early", "run_ids"]
+    columns = ((["sample"] if sample_of is not None else []) + keys + shown
+               + ["p_dominated", "stopped_early", "run_ids"])
     if published:
         for row in rows:
             row.update(label="", source="ours")
@@ -155,7 +236,8 @@ def make_pareto_table(runs: pd.DataFrame, objectives: Optional[dict] = None,
             row = {k: "" for k in (["sample"] if sample_of is not None else []) + keys}
             row.update({name: "-" if pd.isna(point.get(name, np.nan)) else f"{point[name]:.{digits[name]}f}"
                         for name in shown})
-            row.update(stopped_early="", run_ids="", label=point["label"], source=point.get("source", "published"))
+            row.update(p_dominated="", stopped_early="", run_ids="", label=point["label"],
+                       source=point.get("source", "published"))
             rows.append(row)
         columns = ["label"] + columns + ["source"]
     frame = pd.DataFrame(rows, columns=columns)
@@ -178,9 +260,30 @@ def _notes(objectives: dict, summary: pd.DataFrame, front: pd.DataFrame, publish
     if "test_acc" in objectives:
         notes.append("test_acc is an objective: this front is chosen on the test set, so its accuracies are "
                      "optimistic; select on val_acc and report test_acc.")
+    notes += uncertainty_notes(summary, front)
     if published:
-        notes.append(f"{len(published)} published points (source column) are shown beside ours; they take no "
-                     "part in the front.")
+        notes.append(f"{len(published)} published points (label and source columns: paper, table, row, dataset) "
+                     "are shown beside ours: measured elsewhere, by their authors, on their protocol and hardware, "
+                     "and mapped onto our objectives as the source column says; they take no part in the front.")
+    return notes
+
+
+def uncertainty_notes(summary: pd.DataFrame, front: pd.DataFrame) -> list:
+    """How to read mean ± CI and p_dominated, and what a front over single seeds lacks."""
+    notes = ["mean ± CI (n): the mean over a configuration's n runs (its seeds) ± the half-width of the 95 % "
+             "Student-t confidence interval, t(0.975, n-1) x s / sqrt(n) with s the sample std; no ± where n = 1.",
+             f"p_dominated: in {BOOTSTRAP_RESAMPLES} bootstrap resamples over seeds (each configuration's runs drawn "
+             f"with replacement, generator seed {BOOTSTRAP_SEED}), the fraction in which another configuration's "
+             "resampled means dominate this one's; above 0.5 its place on the front is more likely than not "
+             "an accident of the seeds."]
+    single = int((summary["n"] == 1).sum())
+    if len(summary) and single == len(summary):
+        notes.append("Every configuration has a single seed: this front is over single samples, with no CI, and "
+                     "p_dominated is 0 for every member (one run resamples to itself); run seeds as an axis "
+                     "(train.seed) to see the spread.")
+    elif single:
+        notes.append(f"{single} of {len(summary)} configurations have a single seed "
+                     f"({int((front['n'] == 1).sum())} on the front): no CI, and the bootstrap holds them fixed.")
     return notes
 
 
@@ -217,9 +320,13 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
     objectives = _objectives(runs, objectives)
     if len(objectives) < 2:
         raise ValueError(f"a Pareto figure needs at least two objectives; got {list(objectives)}")
-    published = _check_published(published)
+    published = _check_published(published, objectives, runs)
     summary = summarize(runs, objectives)
     full_front = pareto_front(summary, objectives).index
+    chance = p_dominated(summary, objectives, full_front)
+    paper_marker = {paper: PUBLISHED_MARKERS[i % len(PUBLISHED_MARKERS)]
+                    for i, paper in enumerate(dict.fromkeys(p.get("paper") for p in published))}
+    doubtful = summary.index.isin(chance[chance > 0.5].index)  # front members drawn hollow
     key = _color_key(summary, color_by)
     categories = list(dict.fromkeys(summary[key])) if key else [None]
     palette = plt.get_cmap("tab10")
@@ -241,11 +348,15 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
                 part = members[(members["stopped_early"] > 0) == early]
                 if part.empty:
                     continue
-                ax.scatter(part[x], part[y], color=color[category], marker=marker, s=30, zorder=3)
+                hollow = doubtful[part.index.map(summary.index.get_loc)]
+                ax.scatter(part[x][~hollow], part[y][~hollow], color=color[category], marker=marker, s=30, zorder=3)
+                if hollow.any():
+                    ax.scatter(part[x][hollow], part[y][hollow], facecolors="none", edgecolors=color[category],
+                               marker=marker, s=30, zorder=3)
                 spread = part[part["n"] > 1]
                 if not spread.empty:
-                    ax.errorbar(spread[x], spread[y], xerr=spread[f"{x}_std"].fillna(0),
-                                yerr=spread[f"{y}_std"].fillna(0), fmt="none", ecolor=color[category],
+                    ax.errorbar(spread[x], spread[y], xerr=spread[f"{x}_ci"].fillna(0),
+                                yerr=spread[f"{y}_ci"].fillna(0), fmt="none", ecolor=color[category],
                                 elinewidth=0.8, alpha=0.6, zorder=2)
         if len(objectives) > 2:
             ring = summary.loc[full_front]
@@ -256,8 +367,10 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
                 lw=1, label="Pareto front (2-D)", zorder=1)
         points = [p for p in published if not pd.isna(p.get(x, np.nan)) and not pd.isna(p.get(y, np.nan))]
         for p in points:
-            ax.scatter(p[x], p[y], marker="*", s=120, color="black", zorder=5)
-            ax.annotate(p["label"], (p[x], p[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.scatter(p[x], p[y], marker=paper_marker.get(p.get("paper"), "*"), s=60, color="black", zorder=5)
+            if len(published) <= MAX_LABELLED:  # numbered here, each number's label in the notes
+                ax.annotate(str(published.index(p) + 1), (p[x], p[y]), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
         for name, set_scale, set_label in ((x, ax.set_xscale, ax.set_xlabel), (y, ax.set_yscale, ax.set_ylabel)):
             set_label(f"{name} ({objectives[name]})")
             if _wants_log(name, list(summary[name]) + [p[name] for p in points]):
@@ -268,19 +381,27 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
                for c in categories if key is not None]
     handles += [Line2D([], [], marker="o", ls="", color="gray", label="trained to the end"),
                 Line2D([], [], marker="v", ls="", color="gray", label="stopped early"),
+                Line2D([], [], marker="o", ls="", mfc="none", mec="gray", label="on the front, p_dominated > 0.5"),
                 Line2D([], [], color="black", lw=1, label="Pareto front of the pair (2-D)")]
     if len(objectives) > 2:
         handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=9,
                               label="on the front of all objectives"))
-    if published:
-        handles.append(Line2D([], [], marker="*", ls="", color="black", ms=10, label="published"))
-    axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
+    for paper, marker in paper_marker.items():
+        datasets = sorted({p["dataset"] for p in published if p.get("paper") == paper and p.get("dataset")})
+        handles.append(Line2D([], [], marker=marker, ls="", color="black", ms=7,
+                              label=f"published: {paper or 'other'}" + (f" ({', '.join(datasets)})" if datasets else "")))
+    if len(pairs) == 1:  # beside the panel: the published points may fill any corner of it
+        axes.flat[0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()
 
     directions = ", ".join(f"{n} ({d})" for n, d in objectives.items())
-    notes = [f"Each point is one configuration: the mean over its seeds, error bars ± one sample std where it "
-             f"has more than one run; {len(summary)} configurations, {summary.attrs['infeasible']} infeasible "
-             "samples excluded.",
+    notes = [f"Each point is one configuration: the mean over its seeds, error bars the 95 % t-interval on the mean "
+             f"where it has more than one run; {len(summary)} configurations, {summary.attrs['infeasible']} "
+             "infeasible samples excluded.",
+             f"Hollow markers: the {int(doubtful.sum())} front configurations (front of all objectives) whose "
+             "p_dominated is above 0.5."] + uncertainty_notes(summary, summary.loc[full_front]) + [
              "The step line in each panel is the Pareto front of that panel's two objectives alone (its 2-D "
              "projection)" + (f", not of all of {directions}." if len(objectives) > 2 else "."),
              f"Triangles: configurations with a trial stopped early by the scheduler "
@@ -290,5 +411,11 @@ def make_pareto_figure(runs: pd.DataFrame, objectives: Optional[dict] = None, pu
     if logged:
         notes.append(f"Log scale for {', '.join(dict.fromkeys(logged))} (values span more than 10x).")
     if published:
-        notes.append("Stars: published points, labelled; they take no part in any front.")
+        drawn = ("numbered: " + "; ".join(f"{i + 1} = {p['label']}" for i, p in enumerate(published))
+                 if len(published) <= MAX_LABELLED else
+                 "one black marker per paper (legend); the table of this front lists each with paper, table, row "
+                 "and dataset")
+        notes.append(f"Black markers: {len(published)} published points, {drawn}; measured elsewhere, by their "
+                     "authors on their dataset, protocol and hardware, and mapped onto our objectives "
+                     "(harness_analysis.published_points); they take no part in any front.")
     return Figure(fig, notes)

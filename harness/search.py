@@ -13,6 +13,8 @@
     objectives: {val_acc: max, macs: min}     selection on validation only; test is only reported
     scheduler: {name: asha, grace_period: 2, reduction_factor: 3}   none | asha | mo_asha | median | hyperband
     constraints: {macs: {max: 2.0e7}, params: {max: 1.0e6}}         counted before a sample is trained
+    reference_point: {val_acc: 0.0, macs: 2.0e7}   the hypervolume's reference, one value per objective
+                                (default: reference_point() below)
 
 Distributions are Tune's: ``uniform [lo, hi]``, ``quniform [lo, hi, step]`` (integers when all three
 are), ``loguniform [lo, hi]`` (lo > 0), ``randint [lo, hi)`` (hi excluded, as Tune's), ``choice [...]``
@@ -47,7 +49,8 @@ COUNTS = COUNT_KEYS  # measure.profile's, per model as built: what a constraint 
 EPOCH_METRICS = ("val_acc", "train_loss", "train_acc", "train_time_s", "epoch_time_s", "images_per_s",
                  "samples_seen", "data_time_s", "compute_time_s", "eval_time_s", "batch_size", "lr")
 TEST_METRICS = ("test_acc", "test_acc5")
-SEARCH_KEYS = ("space", "num_samples", "algorithm", "seed", "objectives", "scheduler", "constraints")
+SEARCH_KEYS = ("space", "num_samples", "algorithm", "seed", "objectives", "scheduler", "constraints",
+               "reference_point")
 # Set by the harness on every scheduler (trials report "epoch"; max_t is the trials' epochs).
 SCHEDULER_FIXED = ("time_attr", "metric", "mode", "max_t")
 
@@ -72,6 +75,27 @@ class SearchSpec:
     @property
     def scheduler_name(self) -> str:
         return self.scheduler.get("name", "none")
+
+    def reference_point(self) -> tuple[dict, dict]:
+        """The hypervolume's reference point: ({objective: value or None}, {objective: where it came from}).
+
+        Declared (``reference_point``) wins; else the constraint bounding the objective on its bad side
+        (a ``max`` on a minimized count: no feasible sample is worse); else 0 for a maximized objective
+        (every metric trials report is >= 0); else none: a minimized objective without a ``max`` has
+        no worst value, so the search logs no hypervolume until one is declared."""
+        declared = self.raw.get("reference_point") or {}
+        values, sources = {}, {}
+        for name, mode in self.objectives.items():
+            bound = (self.constraints.get(name) or {}).get("max" if mode == "min" else "min")
+            if name in declared:
+                values[name], sources[name] = declared[name], "declared (search.reference_point)"
+            elif bound is not None:
+                values[name], sources[name] = bound, f"the constraint {name} {'<=' if mode == 'min' else '>='} {bound:g}"
+            elif mode == "max":
+                values[name], sources[name] = 0.0, "0 (a maximized metric is >= 0)"
+            else:
+                values[name], sources[name] = None, f"none: declare search.reference_point.{name}"
+        return values, sources
 
     def scheduler_objective(self) -> tuple[str, str]:
         """The first objective that changes per epoch: what an early-stopping scheduler compares."""
@@ -208,6 +232,16 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
                               + nearest(odd, ("max", "min")))
         constraints[count] = {b: _number(f"{where}.constraints.{count}.{b}", v) for b, v in bounds.items()}
         _meetable(f"{where}.constraints.{count}", count, constraints[count])
+    reference = raw.get("reference_point")
+    if reference is not None:
+        if not isinstance(reference, dict):
+            raise ConfigError(f"{where}.reference_point", reference, "a mapping of objective: number, e.g. "
+                              "{" + ", ".join(f"{o}: ..." for o in objectives) + "}")
+        for name, value in reference.items():
+            if name not in objectives:
+                raise ConfigError(f"{where}.reference_point", name, "one of the objectives: " + ", ".join(objectives)
+                                  + nearest(name, list(objectives)))
+            _number(f"{where}.reference_point.{name}", value)
     spec = SearchSpec(space=space, num_samples=num_samples, algorithm=algorithm, seed=seed,
                       objectives=dict(objectives), scheduler=dict(scheduler), constraints=dict(constraints), raw=raw)
     if spec.scheduler_name != "none":

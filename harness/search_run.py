@@ -63,7 +63,9 @@ class SearchLaunch(LaunchPlan):
                   "search.seed": spec.seed, "search.num_samples": spec.num_samples,
                   "search.objectives": json.dumps(spec.objectives), "search.scheduler": json.dumps(spec.scheduler),
                   "search.constraints": json.dumps(spec.constraints, default=str),
-                  "search.axes": json.dumps(self.search_plan.axes, default=str)}
+                  "search.axes": json.dumps(self.search_plan.axes, default=str),
+                  "search.reference_point": json.dumps(spec.reference_point()[0]),
+                  "search.reference_source": json.dumps(spec.reference_point()[1])}
         self.parent = tracking.start_parent(uri, experiment_id, f"search-{name}", {**ctx.tags, "tune_experiment": name},
                                             params)
         name, restore_from, record = open_launch(self.sweep, self.profile, storage, uri, resume=False,
@@ -77,7 +79,8 @@ class SearchLaunch(LaunchPlan):
         return " ".join(f"{k}={_short(v)}" for k, v in values.items())
 
     def callbacks(self, uri: str) -> list:
-        return [_stop_recorder(uri)] if self.scheduler is not None else []
+        return ([_stop_recorder(uri)] if self.scheduler is not None else []) + [
+            _progress_recorder(uri, self.parent, self.spec)]
 
     def tuner(self, trainable, ctx: TrialContext, run_config, options: LaunchOptions):
         from ray import tune
@@ -197,3 +200,38 @@ def _stop_recorder(uri: str):
                 tracking.finish_stopped_early(uri, run_id, last, True)
 
     return StopRecorder()
+
+
+def _progress_recorder(uri: str, parent: str, spec):
+    """A Tune callback logging to the search's parent run, after each finished trial (step = trials
+    finished so far): ``trial_seconds``, the trials' wall seconds summed (Tune's ``time_total_s``,
+    errored trials' included), and ``hypervolume``, that of every finished trial's objectives (as its
+    last epoch left them) against ``spec.reference_point()``; none while the reference is incomplete.
+    Searches of one space compare at equal compute on these two axes (harness_analysis.search_progress)."""
+    from ray.tune import Callback
+
+    from .pareto import hypervolume
+
+    reference = spec.reference_point()[0]
+    objectives = dict(spec.objectives)
+
+    class ProgressRecorder(Callback):
+        def __init__(self):
+            self.points: list[dict] = []
+            self.seconds = 0.0
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.seconds += float((trial.last_result or {}).get("time_total_s", 0.0))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            import pandas as pd
+
+            last = trial.last_result or {}
+            self.seconds += float(last.get("time_total_s", 0.0))
+            self.points.append({o: last.get(o, math.nan) for o in objectives})
+            metrics = {"trial_seconds": self.seconds}
+            if all(v is not None for v in reference.values()):
+                metrics["hypervolume"] = hypervolume(pd.DataFrame(self.points), objectives, reference)
+            tracking.log_metrics(uri, parent, metrics, step=len(self.points))
+
+    return ProgressRecorder()

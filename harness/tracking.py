@@ -100,6 +100,14 @@ def mark_lost(uri: str, run_id: str) -> None:
                                        "proposed another in its place")
 
 
+def log_metrics(uri: str, run_id: str, metrics: dict, step: int) -> None:
+    """One step of a run the driver owns (a search's parent: its progress after each finished trial)."""
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    client(uri).log_batch(run_id, metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
+
+
 def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 

@@ -356,6 +356,11 @@ def test_exp_g_artifacts_from_recorded_runs():
     assert table["MACs M (3×32×32)"].iloc[0] == f"{cb['macs'] / 1e6:.2f}"
     figure = jiang_crnet.make_figure_crnet_exp_g(runs)
     assert len(figure.figure.axes) == 2
+    # the paper's own points: Table 4-1's 12 CRnet-CB rows beside CB, Table 4-5's 12 CRnet-CIB rows beside CIB
+    for ax, table in zip(figure.figure.axes, ("4-1", "4-5")):
+        assert sum(t.get_text().startswith(f"{table} ") for t in ax.texts) == 12
+    assert "4-1 e4g2 gc-c1dw" in [t.get_text() for t in figure.figure.axes[0].texts]
+    assert any("measured elsewhere" in n for n in figure.notes)
 
 
 def test_a_profile_keeps_the_rows_it_names(tmp_path):

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness_analysis.pareto import make_pareto_figure, make_pareto_table, pareto_front, summarize
+from harness_analysis.pareto import make_pareto_figure, make_pareto_table, p_dominated, pareto_front, summarize
+from harness_analysis.published_points import published_points
 
 
 def brute_force_front(frame: pd.DataFrame, objectives: dict) -> list:
@@ -138,19 +139,21 @@ def test_summarize_collapses_seeds():
     assert summary.attrs["infeasible"] == 2 and summary.attrs["runs"] == 8
     assert summary.attrs["config_keys"] == ["model.name", "model.options.width"]
     # the constant epochs/dataset and the seed are not configuration columns of the summary
-    assert list(summary.columns) == ["model.name", "model.options.width", "val_acc", "val_acc_std",
-                                     "macs", "macs_std", "n", "seeds", "run_ids", "stopped_early"]
+    assert list(summary.columns) == ["model.name", "model.options.width", "val_acc", "val_acc_std", "val_acc_ci",
+                                     "macs", "macs_std", "macs_ci", "n", "seeds", "run_ids", "stopped_early"]
     rows = {(r["model.name"], r["model.options.width"]): r for _, r in summary.iterrows()}
     assert set(rows) == {("resnet20", "0.5"), ("resnet20", "1.0"), ("crnet", "0.5"), ("crnet", "1.0")}
     b = rows[("resnet20", "1.0")]
     # 92, 93, 94: mean 93, sample std sqrt(((-1)^2 + 0 + 1^2) / 2) = 1
     assert (b["val_acc"], b["val_acc_std"], b["n"], b["seeds"]) == (93.0, 1.0, 3, [0, 1, 2])
+    # 95 % t-interval: t(0.975, 2) = 4.302653 (a t table) x 1 / sqrt(3)
+    assert b["val_acc_ci"] == pytest.approx(4.302653 / math.sqrt(3), abs=1e-5)
     assert sorted(b["run_ids"]) == [f"b{i}{'f' * 30}" for i in range(3)]
     a = rows[("resnet20", "0.5")]
     # 90, 91: mean 90.5, sample std sqrt(0.25 + 0.25) = sqrt(0.5)
     assert a["val_acc"] == 90.5 and a["val_acc_std"] == pytest.approx(math.sqrt(0.5)) and a["macs_std"] == 0
     c = rows[("crnet", "0.5")]
-    assert c["n"] == 1 and math.isnan(c["val_acc_std"]) and c["stopped_early"] == 1
+    assert c["n"] == 1 and math.isnan(c["val_acc_std"]) and math.isnan(c["val_acc_ci"]) and c["stopped_early"] == 1
     assert rows[("crnet", "1.0")]["stopped_early"] == 1 and b["stopped_early"] == 0
 
 
@@ -169,12 +172,18 @@ def test_table_lists_the_front_best_first_with_counts():
     table = make_pareto_table(make_runs(), OBJECTIVES)
     frame = table.frame
     assert list(frame.columns) == ["model.name", "model.options.width", "val_acc", "macs", "test_acc",
-                                   "stopped_early", "run_ids"]
+                                   "p_dominated", "stopped_early", "run_ids"]
     assert list(zip(frame["model.name"], frame["model.options.width"])) == [
         ("crnet", "1.0"), ("resnet20", "1.0"), ("resnet20", "0.5")]
-    assert frame["val_acc"].tolist() == ["95.50 ± 0.71 (n=2)", "93.00 ± 1.00 (n=3)", "90.50 ± 0.71 (n=2)"]
+    # mean ± 95 % CI: n=2, s=sqrt(0.5): t(0.975, 1) = 12.7062 x sqrt(0.5) / sqrt(2) = 6.35;
+    # n=3, s=1: t(0.975, 2) = 4.3027 / sqrt(3) = 2.48
+    assert frame["val_acc"].tolist() == ["95.50 ± 6.35 (n=2)", "93.00 ± 2.48 (n=3)", "90.50 ± 6.35 (n=2)"]
     assert frame["macs"].tolist() == ["120000000 ± 0 (n=2)", "40000000 ± 0 (n=3)", "5000000 ± 0 (n=2)"]
-    assert frame["test_acc"].iloc[1] == "92.17 ± 1.04 (n=3)"
+    # 91, 92.5, 93: s = sqrt((1.1667^2 + 0.3333^2 + 0.8333^2) / 2) = 1.0408; 4.3027 x 1.0408 / sqrt(3) = 2.59
+    assert frame["test_acc"].iloc[1] == "92.17 ± 2.59 (n=3)"
+    # no resample can reorder them: D's worst seed (95) beats B's best (94), B's worst (92) A's best (91),
+    # and each is the cheapest at its accuracy
+    assert frame["p_dominated"].tolist() == ["0.000", "0.000", "0.000"]
     assert frame["stopped_early"].tolist() == [1, 0, 0]
     assert frame["run_ids"].iloc[0] == "d0ffffff, d1ffffff"
     notes = " ".join(table.notes)
@@ -234,7 +243,8 @@ def test_figure_of_two_objectives():
         assert list(line.get_xdata()) == [5e6, 40e6, 120e6]
         assert list(line.get_ydata()) == [90.5, 93.0, 95.5]
         assert line.get_drawstyle() == "steps-post"
-        assert [t.get_text() for t in ax.texts] == ["Jiang CRnet-CB exp=4"]
+        assert [t.get_text() for t in ax.texts] == ["1"]  # numbered; the notes name each number
+        assert any("numbered: 1 = Jiang CRnet-CB exp=4" in n for n in figure.notes)
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert "model.name=resnet20" in legend and "model.name=crnet" in legend and "stopped early" in legend
         assert any("2-D projection" in n for n in figure.notes)
@@ -264,3 +274,87 @@ def test_figure_of_three_objectives_draws_each_pairs_front():
         assert "model.options.width=0.5" in legend and "on the front of all objectives" in legend
     finally:
         plt.close(figure.figure)
+
+
+def bootstrap_runs() -> pd.DataFrame:
+    """Five configurations x 3 seeds (val_acc %, macs), objectives {val_acc: max, macs: min}:
+      A 91, 91, 91      @ 100   on the front by means (best accuracy)
+      C1 80, 80, 100    @ 50    on the front (cheapest); mean 86.67
+      C2, C3 as C1      @ 60, 70  dominated by C1 (same accuracies, dearer)
+      B 70, 70, 70      @ 200   dominated by everyone
+    A is dominated in a resample when any of C1, C2, C3 (each cheaper) resamples to a mean >= 91:
+    with k draws of 100 among 3, (240 + 20 k) / 3 >= 91 needs k >= 2, P = 3 (1/3)^2 (2/3) + (1/3)^3
+    = 7/27 each, independently; so p_dominated(A) = 1 - (20/27)^3 = 0.5935. C1: nothing is as cheap,
+    0. B: A (constant, 91 @ 100) dominates it in every resample, 1."""
+    spec = {"A": ([91, 91, 91], 100), "C1": ([80, 80, 100], 50), "C2": ([80, 80, 100], 60),
+            "C3": ([80, 80, 100], 70), "B": ([70, 70, 70], 200)}
+    rows = [{"run_id": f"{name}{seed}", "val_acc": float(acc), "macs": float(macs), "config.model.name": name,
+             "config.train.seed": str(seed)}
+            for name, (accs, macs) in spec.items() for seed, acc in enumerate(accs)]
+    return pd.DataFrame(rows)
+
+
+def test_p_dominated_by_bootstrap_matches_hand_derived_probabilities():
+    summary = summarize(bootstrap_runs(), OBJECTIVES)
+    by_name = dict(zip(summary["model.name"], summary.index))
+    assert set(pareto_front(summary, OBJECTIVES)["model.name"]) == {"A", "C1"}
+    p = p_dominated(summary, OBJECTIVES)
+    assert p[by_name["C1"]] == 0.0 and p[by_name["B"]] == 1.0
+    # 1000 resamples: the estimate's std is sqrt(0.5935 x 0.4065 / 1000) = 0.016; the generator is fixed
+    assert p[by_name["A"]] == pytest.approx(1 - (20 / 27) ** 3, abs=0.05)
+    assert p_dominated(summary, OBJECTIVES).equals(p)  # the same runs give the same numbers in every report
+    table = make_pareto_table(bootstrap_runs(), OBJECTIVES)
+    assert table.frame["model.name"].tolist() == ["A", "C1"]
+    assert table.frame["p_dominated"].tolist() == [f"{p[by_name['A']]:.3f}", "0.000"]
+    assert table.frame["val_acc"].tolist()[0] == "91.00 ± 0.00 (n=3)"
+    assert any("1000 bootstrap resamples" in n for n in table.notes)
+
+
+def test_figure_draws_a_doubtful_front_member_hollow():
+    figure = make_pareto_figure(bootstrap_runs(), OBJECTIVES)
+    try:
+        ax = figure.figure.axes[0]
+        from matplotlib.collections import PathCollection
+
+        hollow = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_facecolor()) == 0]
+        # only A (p_dominated 0.59 > 0.5) is hollow
+        assert [list(c.get_offsets()[0]) for c in hollow] == [[100.0, 91.0]]
+        assert any("Hollow markers: the 1 front configurations" in n for n in figure.notes)
+    finally:
+        plt.close(figure.figure)
+
+
+def test_a_front_over_single_seeds_says_so():
+    runs = bootstrap_runs()
+    table = make_pareto_table(runs[runs["config.train.seed"] == "0"], OBJECTIVES)
+    assert any("this front is over single samples" in n for n in table.notes)
+    assert table.frame["val_acc"].tolist() == ["91.00 (n=1)", "80.00 (n=1)"]
+    assert table.frame["p_dominated"].tolist() == ["0.000", "0.000"]
+
+
+def test_published_points_map_the_papers_pairs_onto_the_objectives():
+    points = published_points({"val_acc": "max", "macs": "min"})
+    by_label = {p["label"]: p for p in points}
+    # analysis/published/jiang.yaml, Table 4-1's first row: 28.17 M FLOPs (multiply-adds), 90.72 %
+    jiang = by_label["Jiang T4-1 crnet_cb exp4 g2 a0.5 c1dw-c1dw (CIFAR-10)"]
+    assert (jiang["val_acc"], jiang["macs"], jiang["dataset"]) == (90.72, 28.17e6, "cifar10")
+    assert "measured elsewhere" in jiang["source"]
+    # calli.yaml Table 3.2: "~13M" ops, 91.1 %; jin.yaml Tables 3.1/3.2 dense AlexNet: 715M, 89.93 %
+    assert by_label["Çallı T3.2 Our Model (CIFAR-10)"]["macs"] == 13e6
+    assert by_label["Jin T3.1/3.2 AlexNet dense (CIFAR-10)"]["macs"] == 715e6
+    # Tables 4-1 ... 4-8 have 12 rows each (one lost FLOPs value), Jin 3.1/3.2 share 8 rows, Tables 2.1/2.2
+    # 10 models x 2 datasets, Çallı 2 rows
+    assert len(points) == 8 * 12 - 1 + 8 + 20 + 2
+    # Jin's "# params" is nonzero_params, not params: a params front gets no Jin point
+    assert not [p for p in published_points({"test_acc": "max", "params": "min"}) if p["paper"] == "Jin"]
+    assert published_points({"val_acc": "max", "epoch_time_s": "min"}) == []
+    table = make_pareto_table(make_runs(), OBJECTIVES, published="papers")
+    assert (table.frame["source"] != "ours").sum() == len(points)
+
+
+def test_published_points_on_another_dataset_say_so():
+    table = make_pareto_table(make_runs().assign(dataset="cifar10"), OBJECTIVES, published="papers")
+    labels = table.frame.loc[table.frame["source"] != "ours", "label"].tolist()
+    assert "Jiang T4-1 crnet_cb exp4 g2 a0.5 c1dw-c1dw (CIFAR-10)" in labels
+    assert "Jiang T4-3 crnet_cb exp4 g2 a0.5 c1dw-c1dw (CIFAR-100) [not our dataset: ours cifar10]" in labels
+    assert any("measured elsewhere" in n for n in table.notes)

@@ -103,6 +103,9 @@ BAD_BLOCKS = [
     ({"scheduler": {"name": "pbt"}}, "search.scheduler", "asha"),
     ({"scheduler": {"name": "asha"}, "objectives": {"macs": "min"}}, "search.scheduler", "every epoch"),
     ({"trials": 3}, "search.trials", "a key among"),
+    ({"reference_point": [0, 1e7]}, "search.reference_point", "a mapping of objective: number"),
+    ({"reference_point": {"mac": 1e7}}, "search.reference_point", "one of the objectives: val_acc, macs"),
+    ({"reference_point": {"macs": "lots"}}, "search.reference_point.macs", "a number, not text"),
 ]
 
 
@@ -336,3 +339,16 @@ def test_config_error_survives_pickling():
     e = pickle.loads(pickle.dumps(ConfigError("train.lr", -1, "a number > 0")))
     assert (e.key, e.value, e.valid) == ("train.lr", -1, "a number > 0") and "train.lr=-1" in str(e)
     assert RunConfig.from_dict(BASE).train.epochs == 2
+
+
+def test_the_reference_point_is_declared_or_derived_from_the_constraints():
+    # no constraint: a maximized metric's reference is 0; a minimized one has none until declared
+    values, sources = search.parse_search(block()).reference_point()
+    assert values == {"val_acc": 0.0, "macs": None} and "declare search.reference_point.macs" in sources["macs"]
+    # a max constraint on a minimized count bounds every feasible sample: it is the reference
+    values, sources = search.parse_search(block(constraints={"macs": {"max": 2.0e7, "min": 1.0e5}})).reference_point()
+    assert values == {"val_acc": 0.0, "macs": 2.0e7} and sources["macs"] == "the constraint macs <= 2e+07"
+    # declared wins over both
+    values, sources = search.parse_search(block(constraints={"macs": {"max": 2.0e7}},
+                                                 reference_point={"val_acc": 10, "macs": 3.0e8})).reference_point()
+    assert values == {"val_acc": 10, "macs": 3.0e8} and sources["val_acc"].startswith("declared")
