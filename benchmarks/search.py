@@ -41,7 +41,7 @@ Two more modes (issue 25):
   * ``--mode schedulers [--seeds 0 1 2]``: no stopping, ASHA on val_acc and MO-ASHA (harness.moasha)
     on the same random-search plan per search seed (the same samples, asserted), each search's
     epochs trained and the hypervolume of its trials' (last val_acc, macs) above (0 %, the sweep's
-    MAC limit) (``hypervolume_2d``); figures: epochs ratio none / MO-ASHA (target >= 2) and MO-ASHA's
+    MAC limit) (``harness.pareto.hypervolume``); figures: epochs ratio none / MO-ASHA (target >= 2) and MO-ASHA's
     hypervolume as a share of no stopping's (target >= 0.95). The issue's scale is the quick
     profile with >= 32 samples and 3 seeds (hours on 2 cores); ``--quick`` is the smoke profile.
   * ``--mode infeasible [--num-samples 200] [--seeds ...]``: TPE and NSGA-II through Tune's
@@ -126,22 +126,6 @@ def with_search(plan, **changes):
     return SearchPlan(spec=parse_search({**plan.spec.raw, **changes}), base=plan.base, axes=plan.axes)
 
 
-def hypervolume_2d(points, reference) -> float:
-    """The area dominated by (accuracy to maximize, cost to minimize) ``points`` and bounded by
-    ``reference`` (an accuracy below and a cost above every point that counts): the union of the
-    rectangles [cost, ref cost] x [ref accuracy, accuracy]. Points outside the reference add nothing.
-    Written here: Optuna's is in a private module (optuna._hypervolume); 2-D is a sweep by cost.
-    Example: (80, 10), (90, 30) with reference (0, 100): 80*90 + (90-80)*70 = 7,900."""
-    ref_acc, ref_cost = reference
-    inside = sorted((c, a) for a, c in points if a > ref_acc and c < ref_cost)
-    area, best = 0.0, ref_acc
-    for cost, acc in inside:  # by cost, cheapest first: each more accurate point adds a strip
-        if acc > best:
-            area += (acc - best) * (ref_cost - cost)
-            best = acc
-    return area
-
-
 def run_one(sweep, profile: str, plan, store: str, storage: Path, cpus_per_trial: float) -> dict:
     """One run_search with the driver-side timers in place; its wall time, timers and load."""
     from ray.tune.schedulers import FIFOScheduler
@@ -209,7 +193,10 @@ def scheduler_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_t
     """No stopping, ASHA on val_acc and MO-ASHA (the profile's grace period and reduction factor) on
     the same plan, once per search seed; per search the epochs trained and the hypervolume of its
     trials' (last val_acc, macs) over the reference (0 %, the sweep's MAC limit)."""
+    import pandas as pd
+
     from harness import tracking
+    from harness.pareto import hypervolume
 
     own = plan.spec.scheduler
     options = {k: v for k, v in own.items() if k != "name"}
@@ -224,10 +211,13 @@ def scheduler_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_t
                 variant = with_search(plan, seed=seed, scheduler={"name": name, **({} if name == "none" else options)})
                 run = run_one(sweep, profile, variant, store, tmp / f"ray_{name}_{seed}", cpus_per_trial)
                 rec = read_runs(store, run["summary"].experiment, run["summary"].search["parent_run_id"])
-                points = [(t["val_acc"], t["macs"]) for t in rec["trials"]
-                          if t["status"] == "FINISHED" and t["val_acc"] is not None and t["macs"] is not None]
+                points = pd.DataFrame([{"val_acc": t["val_acc"], "macs": t["macs"]} for t in rec["trials"]
+                                       if t["status"] == "FINISHED" and t["val_acc"] is not None
+                                       and t["macs"] is not None], columns=["val_acc", "macs"])
+                volume = hypervolume(points, {"val_acc": "max", "macs": "min"},
+                                     {"val_acc": reference[0], "macs": reference[1]})
                 out["runs"].append({"seed": seed, "scheduler": name, "epochs": rec["epochs"],
-                                    "hypervolume": hypervolume_2d(points, reference), "trained": len(rec["trials"]),
+                                    "hypervolume": volume, "trained": len(rec["trials"]),
                                     "stopped_early": sum(t["stopped_early"] for t in rec["trials"]),
                                     "infeasible": len(rec["infeasible"]), "trial_s": round(rec["trial_s"], 2),
                                     "search_wall_s": round(run["wall_s"], 2), "failed": rec["failed"],

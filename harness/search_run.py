@@ -220,6 +220,14 @@ def _progress_recorder(uri: str, parent: str, spec):
             self.points: list[dict] = []
             self.seconds = 0.0
 
+        # Tune saves a callback's state with its experiment state and restores it on --resume, so a
+        # resumed search's curve goes on from the trials already counted instead of restarting at step 1
+        def get_state(self) -> dict:
+            return {"points": self.points, "seconds": self.seconds}
+
+        def set_state(self, state: dict) -> None:
+            self.points, self.seconds = list(state["points"]), float(state["seconds"])
+
         def on_trial_error(self, iteration, trials, trial, **info):
             self.seconds += float((trial.last_result or {}).get("time_total_s", 0.0))
 

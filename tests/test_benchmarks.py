@@ -61,13 +61,3 @@ def test_streaming_quick(capsys):
     line = _check_line(capsys, _script("streaming").main(["--quick"]), "higher")
     assert set(line["stream_images_per_s"]) == set(line["torchvision_images_per_s"]) == {"32"}
     assert line["peak_rss_mb"]["stream"]["32"] >= line["peak_pss_mb"]["stream"]["32"] > 0
-
-
-def test_the_search_benchmarks_hypervolume_by_hand():
-    hv = _script("search").hypervolume_2d
-    # (val_acc %, macs): (80, 10) and (90, 30) with reference (0, 100): the rectangle 80 x (100 - 10) = 7,200
-    # plus the strip (90 - 80) x (100 - 30) = 700: 7,900. A dominated point (70, 50) adds nothing, nor
-    # do points outside the reference (acc <= 0 or macs >= 100).
-    assert hv([(80, 10), (90, 30)], (0, 100)) == 7900
-    assert hv([(90, 30), (70, 50), (80, 10), (-5, 1), (95, 100)], (0, 100)) == 7900
-    assert hv([], (0, 100)) == 0
