@@ -150,6 +150,55 @@ def test_asha_stops_trials_and_each_stopped_trial_is_one_finished_run(ray_sessio
             assert epochs == [1, 2, 3, 4]
 
 
+def test_mo_asha_on_real_tune_decides_each_rung_by_pareto_rank(ray_session, tmp_path):
+    # Width varies macs, lr varies val_acc: two objectives that disagree. One trial at a time, so each
+    # rung's decision sees exactly the earlier trials' results at that epoch, which the store holds.
+    sweep = write_search_sweep(tmp_path, {"space": {"model.options.width": {"choice": [0.25, 0.5, 1.0]},
+                                                    "train.lr": {"loguniform": [0.0001, 0.5]}},
+                                          "num_samples": 6, "algorithm": "random", "seed": 3,
+                                          "objectives": {"val_acc": "max", "macs": "min"},
+                                          "scheduler": {"name": "mo_asha", "grace_period": 1, "reduction_factor": 2}},
+                               base={**BASE, "train": {**BASE["train"], "epochs": 4}})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _run(tmp_path, sweep.path, uri, "--max-concurrent", "1") == 0
+    runs, _ = _children(uri, "search_test")
+    client = tracking.client(uri)
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
+    trials = []
+    for r in sorted(runs, key=lambda r: r.info.start_time):
+        epochs = _epochs(client, r.info.run_id)
+        assert epochs == list(range(1, len(epochs) + 1))  # each epoch logged once
+        val = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_acc")}
+        trials.append({"name": r.info.run_name, "epochs": len(epochs), "val": val, "macs": r.data.metrics["macs"],
+                       "stopped": r.data.tags.get("stopped_early") == "true"})
+    assert any(t["stopped"] for t in trials) and not all(t["stopped"] for t in trials)
+    # An independent check of every decision the Pareto ranking fixes on its own (without the epsilon-net
+    # tie-break): at a rung (epochs 1, 2: ASHA's grace 1 x 2^k below max_t = 5) with n results so far and
+    # ceil(n / 2) going on, a trial dominated by at least ceil(n / 2) others ranks below all of them and
+    # stops there; a non-dominated one goes on when the first front has at most ceil(n / 2) members.
+    checked = 0
+    for i, t in enumerate(trials):
+        for rung in (1, 2):
+            if t["epochs"] < rung:
+                break
+            here = [u for u in trials[:i + 1] if u["epochs"] >= rung]
+            top = -(-len(here) // 2)
+
+            def dominates(a, b):
+                return (a["val"][rung] >= b["val"][rung] and a["macs"] <= b["macs"]
+                        and (a["val"][rung] > b["val"][rung] or a["macs"] < b["macs"]))
+
+            went_on = t["epochs"] > rung
+            front = [u for u in here if not any(dominates(v, u) for v in here)]
+            if sum(dominates(u, t) for u in here) >= top:
+                assert not went_on and t["stopped"], (t["name"], rung, "dominated by enough to stop")
+                checked += 1
+            elif t in front and len(front) <= top:
+                assert went_on, (t["name"], rung, "on a first front small enough to go on")
+                checked += 1
+    assert checked >= 3, checked
+
+
 def _harness(*args):
     return [sys.executable, "-m", "harness.cli", *map(str, args)]
 
