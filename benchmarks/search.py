@@ -305,6 +305,8 @@ def main(argv=None) -> dict:
                          "epochs and hypervolume per search seed; infeasible: TPE / NSGA-II infeasible rate without "
                          "and with constraints_func, no training")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (schedulers, infeasible)")
+    ap.add_argument("--macs-max", type=float, default=None,
+                    help="infeasible: the MAC limit instead of the profile's (a tighter one makes more of the space infeasible)")
     args = ap.parse_args(argv)
     if args.mode == "infeasible":
         return main_infeasible(args)
@@ -387,6 +389,8 @@ def main_infeasible(args) -> dict:
     profile = "smoke" if args.quick else "quick"
     n = args.num_samples or (20 if args.quick else 200)
     plan = catalog.resolve(SWEEP)[0].search_plan(profile)
+    if args.macs_max:  # a tighter limit than the profile's, so that a sizeable share of the space is infeasible
+        plan = with_search(plan, constraints={**plan.spec.constraints, "macs": {"max": args.macs_max}})
     runs = [infeasible_rate(plan, n, seed, sampler_name, constrained)
             for seed in args.seeds for sampler_name in ("tpe", "nsga2") for constrained in (False, True)]
     rate = {f"{name}_{'with' if c else 'without'}_constraints_func":
