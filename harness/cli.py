@@ -152,32 +152,12 @@ def _report(args, sweep=None, artifacts=None) -> int:
 
 def _site(args) -> int:
     from . import site
-
-    writable_folder("--out", args.out)
-    if args.mlflow_url is not None and not args.mlflow_url.startswith(("http://", "https://")):
-        raise ConfigError("--mlflow-url", args.mlflow_url, "the MLflow UI's address, http://HOST:PORT")
-    out = Path(args.out)
-    built = site.build(out, tracking_uri=args.tracking_uri, profile=args.report_profile, mlflow_url=args.mlflow_url)
-    shown = [p for p in built["pages"] if p.file]
-    print(f"site of {len(shown)} artifacts ({len(built['pages']) - len(shown)} without runs) in {out}: "
-          f"open {out / 'index.html'}")
-    return 0
+    return site.main(args)
 
 
 def _export(args) -> int:
-    from . import export, tracking
-
-    sweeps = export.targets(args.target, args.all)
-    path = export.check_out(args.out, args.format)
-    uri = tracking.resolve_uri(args.tracking_uri)
-    frame = export.frame(sweeps, args.tracking_uri)
-    if frame.empty:
-        print(f"nothing exported: no recorded runs of {', '.join(s.name for s in sweeps)} in {uri}", file=sys.stderr)
-        return 1
-    export.write(frame, path, args.format, sweeps, uri)
-    print(f"wrote {path}: {len(frame)} rows (run x epoch) of {frame['run_id'].nunique()} runs, "
-          f"{len(frame.columns)} columns" + (f"; its metadata in {path}.json" if args.format == "csv" else ""))
-    return 0
+    from . import export
+    return export.main(args)
 
 
 def _reproduce(args) -> int:

@@ -96,10 +96,10 @@ def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Option
 
 def load_export(path) -> pd.DataFrame:
     """The frame of a ``harness export`` file (Parquet, or CSV with its ``.json`` beside it), typed as
-    ``load_runs(..., history=True)`` returned it (harness.export says how each column is kept)."""
-    from . import export
+    ``load_runs(..., history=True)`` returned it (harness.exportfile says how each column is kept)."""
+    from . import exportfile
 
-    return export.read(path)
+    return exportfile.read(path)
 
 
 def _read(artifact: str, tracking_uri: Optional[str], profile: Optional[str], status: Optional[str]):

@@ -216,3 +216,18 @@ def _write_pages(out: Path, pages: list, uri: str, fidelity: Optional[Path], mlf
         body = markdown.render(fidelity.read_text(), link)
         (out / "fidelity.html").write_text(env.get_template("doc.html").render(
             title="Fidelity: how each paper is read", body=body, **common))
+
+
+def main(args) -> int:
+    """``harness site``: the checks of its flags, then ``build``."""
+    from .errors import writable_folder
+
+    writable_folder("--out", args.out)
+    if args.mlflow_url is not None and not args.mlflow_url.startswith(("http://", "https://")):
+        raise ConfigError("--mlflow-url", args.mlflow_url, "the MLflow UI's address, http://HOST:PORT")
+    out = Path(args.out)
+    built = build(out, tracking_uri=args.tracking_uri, profile=args.report_profile, mlflow_url=args.mlflow_url)
+    shown = [p for p in built["pages"] if p.file]
+    print(f"site of {len(shown)} artifacts ({len(built['pages']) - len(shown)} without runs) in {out}: "
+          f"open {out / 'index.html'}")
+    return 0

@@ -14,7 +14,7 @@ import json
 import pandas as pd
 import pytest
 
-from harness import cli, export, runs, tracking
+from harness import cli, exportfile as export, runs, tracking
 from harness.config import flatten
 
 SWEEP = "jiang_table_4_9"
