@@ -32,9 +32,10 @@ from .errors import ConfigError
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = ("style.css", "sort.js")
 CROSS_PAPER = "cross"  # the paper name of a sweep over the papers' techniques together (cross_paper_pareto.yaml)
-# the tags a trial records about where it ran (harness.tracking.environment_tags, TrialRun)
-ENVIRONMENT_TAGS = ("git_sha", "device", "host", "python_version", "torch_version", "mlflow_version", "ray_version",
-                    "cuda_version", "cudnn_version", "nvidia_driver_version", "lock_digest", "precision", "loader")
+# the tags a trial records about where it ran (harness.tracking.environment_tags, TrialRun); synthetic: a
+# benchmark's made-up runs (benchmarks/site_scale.py)
+ENVIRONMENT_TAGS = ("synthetic", "git_sha", "device", "host", "python_version", "torch_version", "mlflow_version",
+                    "ray_version", "cuda_version", "cudnn_version", "nvidia_driver_version", "lock_digest", "precision", "loader")
 RUN_COLUMNS = ("run_name", "status", "row", "seed", "dataset", "val_acc", "test_acc", "params", "macs",
                "train_time_s", "start_time")
 
