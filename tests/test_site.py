@@ -135,7 +135,7 @@ def test_an_export_of_the_smoke_store_round_trips(smoke_all, tmp_path):
         assert [type(v) for v in got[column]] == [type(v) for v in expected[column]], column
     assert set(export.read_metadata(every)["sweeps"]) == {s.name for s in sweeps}
     one = tmp_path / "one.csv"  # one sweep, as CSV: load_runs' frame with its history
-    assert cli.main(["export", "jin_table_3_1", "--out", str(one), "--format", "csv",
+    assert cli.main(["export", "calli_table_3_1", "--out", str(one), "--format", "csv",
                      "--tracking-uri", smoke_all.store]) == 0
-    pd.testing.assert_frame_equal(runs.load_export(one), runs.load_runs("jin_table_3_1", smoke_all.store, history=True),
-                                  check_exact=True)
+    expected = runs.load_runs("calli_table_3_1", smoke_all.store, history=True)
+    pd.testing.assert_frame_equal(runs.load_export(one), expected, check_exact=True)
