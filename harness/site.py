@@ -18,6 +18,7 @@ The pages are written by Jinja2 templates (package data, harness/templates/); th
 """
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ CROSS_PAPER = "cross"  # the paper name of a sweep over the papers' techniques t
 # the tags a trial records about where it ran (harness.tracking.environment_tags, TrialRun); synthetic: a
 # benchmark's made-up runs (benchmarks/site_scale.py)
 ENVIRONMENT_TAGS = ("synthetic", "git_sha", "device", "host", "python_version", "torch_version", "mlflow_version",
-                    "ray_version", "cuda_version", "cudnn_version", "nvidia_driver_version", "lock_digest", "precision", "loader")
+                    "ray_version", "cuda_version", "cudnn_version", "nvidia_driver_version", "lock_digest", "precision",
+                    "loader")
 RUN_COLUMNS = ("run_name", "status", "row", "seed", "dataset", "val_acc", "test_acc", "params", "macs",
                "train_time_s", "start_time")
 
@@ -100,23 +102,20 @@ def _protocol(sweep, profile: str, datasets: list) -> tuple[bool, str]:
 
 
 def _runs_table(runs: pd.DataFrame, mlflow_url: Optional[str], experiment_id: Optional[str]) -> str:
+    """The runs as a sortable table, each run's id linked to its page in the MLflow UI when ``mlflow_url`` is given."""
     shown = runs.reindex(columns=[c for c in RUN_COLUMNS if c in runs]).copy()
     if "start_time" in shown:
         shown["start_time"] = shown["start_time"].dt.strftime("%Y-%m-%d %H:%M")
+    for column in shown:  # escaped here: the link column below is HTML, so to_html escapes nothing
+        shown[column] = shown[column].map(lambda v: html.escape(v) if isinstance(v, str) else v)
     if mlflow_url and experiment_id:
-        base = mlflow_url.rstrip("/")
-        links = [f'<a href="{base}/#/experiments/{experiment_id}/runs/{rid}">{rid[:8]}</a>' for rid in runs["run_id"]]
-        shown.insert(0, "MLflow run", links)
-        shown["run_name"] = shown["run_name"].map(_escape)
-        return shown.to_html(index=False, border=0, classes="sortable", na_rep="", escape=False, float_format="{:.4g}".format)
-    shown.insert(0, "run_id", runs["run_id"].str[:8])
-    return shown.to_html(index=False, border=0, classes="sortable", na_rep="", float_format="{:.4g}".format)
-
-
-def _escape(value) -> str:
-    import html
-
-    return html.escape(str(value))
+        base = html.escape(mlflow_url.rstrip("/"))
+        shown.insert(0, "MLflow run", [f'<a href="{base}/#/experiments/{experiment_id}/runs/{rid}">{rid[:8]}</a>'
+                                       for rid in runs["run_id"]])
+    else:
+        shown.insert(0, "run_id", runs["run_id"].str[:8])
+    return shown.to_html(index=False, border=0, classes="sortable", na_rep="", escape=False,
+                         float_format="{:.4g}".format)
 
 
 def _environment_rows(runs: pd.DataFrame) -> list:
