@@ -46,6 +46,8 @@ def check_out(out: str, fmt: str) -> Path:
     from .errors import writable_folder
 
     path = Path(out).expanduser()
+    if path.suffix != f".{fmt}":  # load_export tells the formats apart by the name
+        raise ConfigError("--out", out, f"a file named FILE.{fmt} (--format {fmt})")
     if path.is_dir():
         raise ConfigError("--out", out, f"a file path (FILE.{fmt}), not a folder")
     writable_folder("--out", path.parent)

@@ -123,6 +123,7 @@ def test_bad_export_input_is_one_line_before_any_read(small_store, tmp_path, cap
     err = _error(capsys, ["export", SWEEP, "--out", str(tmp_path / "a-file" / "x.parquet"), "--tracking-uri", small_store])
     assert "--out=" in err and "is a file" in err
     assert "--out=" in _error(capsys, ["export", SWEEP, "--out", str(tmp_path), "--tracking-uri", small_store])
+    assert "FILE.csv" in _error(capsys, ["export", SWEEP, "--out", out, "--format", "csv", "--tracking-uri", small_store])
     missing = f"sqlite:///{tmp_path / 'nothing.db'}"
     assert "tracking_uri=" in _error(capsys, ["export", SWEEP, "--out", out, "--tracking-uri", missing])
     assert not (tmp_path / "nothing.db").exists() and not (tmp_path / "x.parquet").exists()
