@@ -1,11 +1,12 @@
 """`harness site` in a real browser, and `harness export` of the suite's smoke store (issue 26).
 
-Both read conftest's ``smoke_all`` (every sweep run at smoke into one store), so they train nothing of
+The first two read conftest's ``smoke_all`` (every sweep run at smoke into one store), so they train nothing of
 their own; they are slow because that fixture is. The site is rendered once for the module, then opened
 from disk in headless Chromium (tests/browser.py): every link of every page resolves (a local file that
 exists, an anchor the target page has), every image loads, the index lists every artifact that has
 finished runs (and every count table), and Çallı's Sec. 3.3.1 table shows the published top-1 beside
 ours. Screenshots of the index and that page go beside the MLflow UI test's (test-artifacts/ui/).
+A third test, fast, renders a user's sweep folder of another paper (one count figure) without any run.
 """
 from __future__ import annotations
 
@@ -139,3 +140,30 @@ def test_an_export_of_the_smoke_store_round_trips(smoke_all, tmp_path):
                      "--tracking-uri", smoke_all.store]) == 0
     expected = runs.load_runs("calli_table_3_1", smoke_all.store, history=True)
     pd.testing.assert_frame_equal(runs.load_export(one), expected, check_exact=True)
+
+
+def test_a_plugin_papers_count_figure_gets_its_own_section_and_page(store, tmp_path, monkeypatch, capsys):
+    """Fast (no runs, no browser): a user's sweep folder ($HARNESS_SWEEPS) of another paper, one count figure."""
+    import yaml
+
+    from harness import tracking
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    sweep = {"name": "plugin_counts", "paper": "someone-2027",
+             "artifacts": [{"id": "someone-figure-1", "kind": "figure", "number": "1", "runs": False,
+                            "report": "harness_analysis.zheng:make_figure_5b", "title": "Momentum (analytic)"}],
+             "base": {"model": {"name": "resnet20"}}, "profiles": {"paper": {}, "quick": {}, "smoke": {}}}
+    (folder / "counts.yaml").write_text(yaml.safe_dump(sweep))
+    monkeypatch.setenv("HARNESS_SWEEPS", str(folder))
+    tracking.client(store).search_experiments()  # an existing, empty store
+    out = tmp_path / "site"
+    assert cli.main(["site", "--tracking-uri", store, "--out", str(out)]) == 0
+    assert f"site of 1 artifacts (0 without runs) in {out}" in capsys.readouterr().out
+    index = (out / "index.html").read_text()
+    assert '<section id="paper-someone-2027">' in index and f"(plugin: {folder / 'counts.yaml'})" in index
+    assert '<a href="someone-figure-1.html">someone-figure-1</a>' in index
+    page = (out / "someone-figure-1.html").read_text()
+    assert '<img src="files/someone-figure-1.png"' in page and (out / "files" / "someone-figure-1.png").stat().st_size
+    assert "Counted from the built models" in page
+    assert "fidelity.html#" not in page and not (out / "cross.html").exists()  # no section of its own; no cross sweep
