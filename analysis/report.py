@@ -51,22 +51,41 @@ def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]
     return next((p for p in PROFILE_ORDER if p in present), None)
 
 
+@dataclass
+class Built:
+    """An artifact built from its runs: the Table or Figure, every note its files carry, and the finished
+    runs of the one profile it was built from (None for a count table, which reads no runs)."""
+    result: object
+    notes: list
+    runs: Optional[pd.DataFrame] = None
+    profile: Optional[str] = None
+
+
 def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = None,
            profile: Optional[str] = None) -> list[Path]:
     """Write the artifact's files under ``out``; return their paths ([] when nothing is recorded)."""
+    built = build(artifact, tracking_uri, profile)
+    return [] if built is None else write(artifact, built, out)
+
+
+def build(artifact: catalog.Artifact, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
+          runs: Optional[pd.DataFrame] = None) -> Optional[Built]:
+    """The artifact's Table or Figure and its notes; None when nothing is recorded. ``runs``: the sweep's
+    FINISHED runs as ``load_runs`` gives them, when the caller has read them already."""
     sweep, _ = catalog.resolve(artifact.sweep_file or artifact.sweep)
     if not artifact.runs:
-        return _write(artifact, catalog.report_function(artifact)(None, **artifact.options),
-                      protocol_notes(sweep.name), out)
-    runs = recorded.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
+        return _built(artifact, catalog.report_function(artifact)(None, **artifact.options),
+                      protocol_notes(sweep.name))
+    if runs is None:
+        runs = recorded.load_runs(artifact.sweep_file or artifact.id, tracking_uri, status="FINISHED")
     profile = _choose_profile(runs, profile)
     if profile is None or runs.empty:
-        return []
+        return None
     attrs = runs.attrs
     runs = runs[runs["profile"] == profile]
-    runs.attrs = attrs
+    runs.attrs = dict(attrs)
     if runs.empty:
-        return []
+        return None
     runs.attrs["sweep"] = sweep.name  # for builders that read more of the sweep's runs (per-epoch history)
     if sweep.is_search:
         runs.attrs["objectives"] = sweep.objectives(profile)
@@ -90,7 +109,7 @@ def render(artifact: catalog.Artifact, out: Path, tracking_uri: Optional[str] = 
     seeds = seed_note(runs, sweep.name)
     if seeds:
         notes.append(seeds)
-    return _write(artifact, result, notes + protocol_notes(sweep.name), out)
+    return _built(artifact, result, notes + protocol_notes(sweep.name), runs, profile)
 
 
 def training_note(runs: pd.DataFrame) -> str:
@@ -118,30 +137,40 @@ def training_note(runs: pd.DataFrame) -> str:
 FIDELITY_SECTIONS = ("zheng", "poellot", "calli", "jiang", "jin")
 
 
-def _write(artifact: catalog.Artifact, result, notes: list, out: Path) -> list[Path]:
+def _built(artifact: catalog.Artifact, result, notes: list, runs=None, profile=None) -> Built:
     notes = notes + result.notes
     if artifact.paper in FIDELITY_SECTIONS:
         notes.append(f"How this paper is read, each reading with its numbers: docs/fidelity.md#{artifact.paper}.")
+    return Built(result, notes, runs, profile)
+
+
+def title(artifact: catalog.Artifact) -> str:
+    return f"{artifact.paper.capitalize()} {artifact.kind} {artifact.number}: {artifact.title}"
+
+
+def write(artifact: catalog.Artifact, built: Built, out: Path) -> list[Path]:
+    """The built artifact's files under ``out``: .md, .csv and .tex for a table; .png, .pdf and .md for a figure."""
+    result, notes = built.result, built.notes
     out.mkdir(parents=True, exist_ok=True)
     def path(ext: str) -> Path:  # not with_suffix: figure ids such as jiang-figure-4.1 contain dots
         return out / f"{artifact.id}.{ext}"
 
-    title = f"{artifact.paper.capitalize()} {artifact.kind} {artifact.number}: {artifact.title}"
+    title_text = title(artifact)
     if isinstance(result, Table):
         frame = result.frame
         paths = [path("md"), path("csv"), path("tex")]
         body = frame.to_markdown(index=False, disable_numparse=True)  # "0.10" and "+0.5" as written
-        paths[0].write_text(f"# {title}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+        paths[0].write_text(f"# {title_text}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
         frame.to_csv(paths[1], index=False)
-        paths[2].write_text(frame.to_latex(index=False, caption=title, label=f"tab:{artifact.id}"))
+        paths[2].write_text(frame.to_latex(index=False, caption=title_text, label=f"tab:{artifact.id}"))
         return paths
     import matplotlib.pyplot as plt
 
     fig = result.figure
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title_text, fontsize=9)
     paths = [path("png"), path("pdf"), path("md")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
-    paths[2].write_text(f"# {title}\n\n![{artifact.id}]({paths[0].name})\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    paths[2].write_text(f"# {title_text}\n\n![{artifact.id}]({paths[0].name})\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     return paths

@@ -270,8 +270,10 @@ def templates() -> tuple:
     return sweep, out
 
 
-def write_runs(uri: str, experiment_id: str, sweep, cells: list, first: int, count: int, epochs: int) -> float:
-    """Runs ``first`` .. ``first + count - 1`` as a trial of the sweep writes them; returns the seconds taken."""
+def write_runs(uri: str, experiment_id: str, sweep, cells: list, first: int, count: int, epochs: int,
+               extra_tags: dict = None, writers: int = WRITERS) -> float:
+    """Runs ``first`` .. ``first + count - 1`` as a trial of the sweep writes them; returns the seconds taken.
+    ``extra_tags`` go on every run (site_scale.py marks its runs ``synthetic``)."""
     import copy
 
     import yaml
@@ -288,7 +290,7 @@ def write_runs(uri: str, experiment_id: str, sweep, cells: list, first: int, cou
               "python_version": "3.11.7", "host": "bench", "lock_digest": "f" * 64, "precision": "bf16",
               "loader": "resident", "resident_bytes": "184320000", "stored_bytes": "184320000",
               "resize_on": "load", "budget_bytes": "10234085376", "cuda_version": "13.0", "cudnn_version": "92400",
-              **{f"artifact.{a.id}": "true" for a in sweep.artifacts}}
+              **{f"artifact.{a.id}": "true" for a in sweep.artifacts}, **(extra_tags or {})}
 
     def one(i: int, client) -> None:
         row, template = cells[i % len(cells)]
@@ -332,7 +334,7 @@ def write_runs(uri: str, experiment_id: str, sweep, cells: list, first: int, cou
                     clients[key].delete_run(run.info.run_id)
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(WRITERS) as pool:
+    with ThreadPoolExecutor(writers) as pool:
         list(pool.map(task, range(first, first + count)))
     return time.perf_counter() - start
 

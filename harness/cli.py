@@ -1,4 +1,4 @@
-"""The ``harness`` command: models, profile, list, run, report, reproduce, sampling, ui, env."""
+"""The ``harness`` command: models, profile, list, run, report, site, export, reproduce, sampling, ui, env."""
 from __future__ import annotations
 
 import argparse
@@ -90,6 +90,7 @@ def _run(args) -> int:
     return console.exit_code(summary)
 
 
+EXPORT_FORMATS = ("parquet", "csv")  # harness.export writes either
 REPORT_REASONS_SHOWN = 20  # runs a report lists by name and reason when none of a sweep's finished
 
 
@@ -147,6 +148,16 @@ def _report(args, sweep=None, artifacts=None) -> int:
     if not written:
         print("nothing rendered: no recorded runs for these artifacts (run `harness run` first)")
     return 0
+
+
+def _site(args) -> int:
+    from . import site
+    return site.main(args)
+
+
+def _export(args) -> int:
+    from . import export
+    return export.main(args)
 
 
 def _reproduce(args) -> int:
@@ -306,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(p)
     plugins.add_argument(p)
     p.set_defaults(fn=_report)
+    p = sub.add_parser("site", help="every artifact with runs, and the count tables, as a static HTML site")
+    p.add_argument("--out", default="site")
+    p.add_argument("--profile", dest="report_profile", default=None, choices=list(PROFILES))
+    p.add_argument("--mlflow-url", default=None, help="the MLflow UI serving the store (each run links to it)")
+    p.add_argument("--all", action="store_true", help="every artifact (the default; accepted for symmetry with export)")
+    _add_tracking(p)
+    plugins.add_argument(p)
+    p.set_defaults(fn=_site)
+    p = sub.add_parser("export", help="recorded runs, one row per (run, epoch), as Parquet or CSV")
+    p.add_argument("target", nargs="?", default=None, metavar="ARTIFACT|SWEEP")
+    p.add_argument("--all", action="store_true", help="every sweep's runs")
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--format", default="parquet", choices=list(EXPORT_FORMATS))
+    _add_tracking(p)
+    plugins.add_argument(p)
+    p.set_defaults(fn=_export)
     p = sub.add_parser("reproduce", help="run an artifact's sweep, then report")
     _add_run_args(p)
     p.add_argument("--out", default="reports")
@@ -345,7 +372,7 @@ def main(argv=None) -> int:
 
     if args.command in ("run", "reproduce"):  # SIGINT and SIGTERM end a launch honestly from here on
         interrupt.STOPS.install()
-    read_only = args.command in ("list", "report")  # these give up on a failing server in seconds
+    read_only = args.command in ("list", "report", "site", "export")  # these give up on a failing server in seconds
     try:
         with tracking.giving_up_quickly() if read_only else contextlib.nullcontext():
             plugins.from_cli(getattr(args, "plugins", None))  # before any sweep or registry is read

@@ -10,7 +10,9 @@
                                                         as tuples, so a column can be grouped on); a run
                                                         without config.yaml (an infeasible search sample) has
                                                         its MLflow params read as YAML values
-``load_history(artifact)`` returns the per-epoch metrics in long form (run_id, row, seed, step, metric, value).
+``load_history(artifact)`` returns the per-epoch metrics in long form (run_id, row, seed, step, metric, value);
+``load_runs(artifact, history=True)`` the two joined, one row per (run, epoch), as ``harness export`` writes
+them and ``load_export(path)`` reads them back.
 
 None of them creates a store: a local one that does not exist is a ConfigError naming ``tracking_uri``
 (a mistyped path), one without the sweep's experiment an empty frame.
@@ -66,10 +68,38 @@ def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
             return runs
 
 
+HISTORY_METRICS = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")  # what a trial logs each epoch
+
+
 def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
-              status: Optional[str] = None) -> pd.DataFrame:
-    """Every run of ``artifact``'s sweep (an artifact id or a sweep name); optionally one profile/status."""
-    return _read(artifact, tracking_uri, profile, status)[2]
+              status: Optional[str] = None, history: bool = False) -> pd.DataFrame:
+    """Every run of ``artifact``'s sweep (an artifact id or a sweep name); optionally one profile/status.
+
+    ``history=True``: one row per (run, epoch) instead, the run's columns repeated on each, then ``epoch``
+    (the MLflow step) and ``epoch.<metric>`` for each of HISTORY_METRICS (NaN where that epoch has none);
+    a run without epochs (an infeasible sample, a run that failed first) is one row with ``epoch`` <NA>.
+    This is the frame ``harness export`` writes and ``load_export`` reads back."""
+    if not history:
+        return _read(artifact, tracking_uri, profile, status)[2]
+    experiment_id, listed, runs = _read(artifact, tracking_uri, profile, status)
+    long = _long_history(tracking_uri, experiment_id, listed, runs, HISTORY_METRICS)
+    wide = long.pivot(index=["run_id", "step"], columns="metric", values="value")
+    wide = wide.reindex(columns=list(HISTORY_METRICS)).add_prefix("epoch.").reset_index()
+    wide = wide.rename(columns={"step": "epoch"}).rename_axis(columns=None)
+    wide["epoch"] = wide["epoch"].astype("Int64")
+    if "run_id" not in runs:
+        runs = runs.assign(run_id=pd.Series(dtype=object))
+    merged = runs.merge(wide, on="run_id", how="left", sort=False)  # a left merge keeps the runs' order
+    merged.attrs = dict(runs.attrs)
+    return merged
+
+
+def load_export(path) -> pd.DataFrame:
+    """The frame of a ``harness export`` file (Parquet, or CSV with its ``.json`` beside it), typed as
+    ``load_runs(..., history=True)`` returned it (harness.exportfile says how each column is kept)."""
+    from . import exportfile
+
+    return exportfile.read(path)
 
 
 def _read(artifact: str, tracking_uri: Optional[str], profile: Optional[str], status: Optional[str]):
@@ -286,9 +316,13 @@ def _number_aware(text: str):
 
 
 def load_history(artifact: str, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
-                 metrics: tuple = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")) -> pd.DataFrame:
+                 metrics: tuple = HISTORY_METRICS) -> pd.DataFrame:
     """Per-epoch values of ``metrics`` for every run, long form, sorted by run and step."""
     experiment_id, listed, runs = _read(artifact, tracking_uri, profile, None)
+    return _long_history(tracking_uri, experiment_id, listed, runs, metrics)
+
+
+def _long_history(tracking_uri, experiment_id, listed: list, runs: pd.DataFrame, metrics) -> pd.DataFrame:
     histories = {}
     if listed:  # _read has checked that the store exists
         histories = _histories(tracking.client(tracking_uri), tracking.resolve_uri(tracking_uri), experiment_id,

@@ -5,39 +5,24 @@ The test opens the sweep's experiment, checks every run is listed with its param
 (as the store has them), opens one run's parameters and its `val_acc` chart, and saves a screenshot
 of each page under $HARNESS_TEST_ARTIFACTS (default: test-artifacts/ in the repository) / ui/.
 It needs Debian's `chromium` and `chromium-driver` (`make test` installs them when run as root)
-and skips, saying so, without them; Selenium uses that chromedriver and never downloads one.
+and skips, saying so, without them; Selenium uses that chromedriver and never downloads one (tests/browser.py).
 """
 from __future__ import annotations
-
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 from harness import tracking
 
 from . import procs
+from .browser import WAIT_S, browser, needs_chromium, screenshot  # noqa: F401 (browser: a fixture)
 from .smoke_store import smoke_store
 
 SWEEP = "jiang_table_4_9"
 RUN_NAME = "Re-impl.-seed0"  # the baseline row's run; its sampler is `full`
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 # MLflow 3 opens in its GenAI view by default; runs, params and metric charts live in this one.
 TRAINING_VIEW = "workflowType=machine_learning"
-WAIT_S = 60
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="the MLflow UI test needs Debian's chromium and chromium-driver "
-    "(apt-get install chromium chromium-driver; `make test` installs them when run as root)")]
-
-
-def _artifacts_dir() -> Path:
-    root = os.environ.get("HARNESS_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts"
-    folder = Path(root) / "ui"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -58,40 +43,6 @@ def ui_url(store_uri, tmp_path_factory):
         yield url
     finally:
         procs.stop(proc)
-
-
-@pytest.fixture
-def browser(tmp_path, monkeypatch):
-    """Headless Chromium with a fresh profile and nothing that reaches out to the network."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.selenium_manager import SeleniumManager
-
-    def no_download(self, *args):
-        raise AssertionError("Selenium Manager was asked for a driver; the test must use the system chromedriver")
-
-    monkeypatch.setattr(SeleniumManager, "binary_paths", no_download)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1800,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(arg)
-    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _screenshot(driver, name: str, capsys) -> Path:
-    path = _artifacts_dir() / name
-    assert driver.save_screenshot(str(path)), path
-    with capsys.disabled():
-        print(f"\nscreenshot: {path}")
-    return path
 
 
 def _grid_rows(driver) -> dict[str, dict[str, str]]:
@@ -153,7 +104,7 @@ def test_mlflow_ui_lists_runs_params_and_charts(ui_url, store_uri, browser, caps
         assert cells["params.`train.epochs`"] == run.data.params["train.epochs"] == "5", name
         assert float(cells["metrics.`val_acc`"]) == pytest.approx(run.data.metrics["val_acc"], abs=0.01), name
     assert {cells["params.`sampler.name`"] for cells in table.values()} == {"full", "flat", "three_stage"}
-    _screenshot(browser, "experiment-runs.png", capsys)
+    screenshot(browser, "experiment-runs.png", capsys)
 
     # 2. One run's page: its parameters table, narrowed to the sampler.
     run = runs[RUN_NAME]
@@ -165,7 +116,7 @@ def test_mlflow_ui_lists_runs_params_and_charts(ui_url, store_uri, browser, caps
         (By.XPATH, "//*[@role='row'][.//*[normalize-space(text())='sampler.name']]")))
     assert param_row.text.split("\n") == ["sampler.name", "full"]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", params_search)
-    _screenshot(browser, "run-parameters.png", capsys)
+    screenshot(browser, "run-parameters.png", capsys)
 
     # 3. Its val_acc chart: a Plotly line with one point per epoch.
     browser.get(f"{ui_url}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}/model-metrics?{TRAINING_VIEW}")
@@ -180,4 +131,4 @@ def test_mlflow_ui_lists_runs_params_and_charts(ui_url, store_uri, browser, caps
                == len(epochs))
     assert card.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
     assert f"{RUN_NAME} (val_acc)" in card.text  # the legend names the run and the metric
-    _screenshot(browser, "run-val_acc-chart.png", capsys)
+    screenshot(browser, "run-val_acc-chart.png", capsys)
