@@ -39,10 +39,10 @@ class SearchLaunch(LaunchPlan):
         self.parent: Optional[str] = None
 
     def prepare(self, options: LaunchOptions) -> None:
-        from . import search
+        from . import stopping
 
         max_epochs = max(c["train"]["epochs"] for c in self.configs)
-        self.scheduler = search.build_scheduler(self.spec, max_epochs)  # ConfigError before Ray starts
+        self.scheduler = stopping.build_scheduler(self.spec, max_epochs)  # ConfigError before Ray starts
         self.early_stopping = self.scheduler is not None
 
     def summary(self, uri: str) -> SweepSummary:

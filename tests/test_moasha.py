@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from harness import search
+from harness import search, stopping
 from harness.errors import ConfigError
 from harness.moasha import MOASHAScheduler, nondominated_fronts, pareto_rank
 from tests.test_search import block, write_search_sweep
@@ -75,7 +75,7 @@ def test_a_min_accuracy_objective_and_a_max_cost_flip_the_ranking():
 def test_mo_asha_in_a_search_sweep_takes_the_sweeps_objectives(tmp_path):
     sweep = write_search_sweep(tmp_path, block(scheduler={"name": "mo_asha", "grace_period": 1, "reduction_factor": 2}))
     spec = sweep.search_plan("paper").spec
-    s = search.build_scheduler(spec, 4)
+    s = stopping.build_scheduler(spec, 4)
     assert isinstance(s, MOASHAScheduler)
     assert (s.objectives, s.time_attr, s.max_t, s.milestones) == (OBJECTIVES, "epoch", 5, [1, 2, 4])
 
@@ -89,7 +89,7 @@ def test_mo_asha_in_a_search_sweep_takes_the_sweeps_objectives(tmp_path):
 def test_bad_mo_asha_options_name_the_key_and_what_is_valid(options, key, valid):
     spec = search.parse_search(block(scheduler={"name": "mo_asha", **options}))
     with pytest.raises(ConfigError) as e:
-        search.build_scheduler(spec, 4)
+        stopping.build_scheduler(spec, 4)
     assert e.value.key == key and valid in e.value.valid
 
 

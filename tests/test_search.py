@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import catalog, cli, measure, models, search
+from harness import catalog, cli, measure, models, search, stopping
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.searchers import EachPoint, Gate
@@ -163,17 +163,17 @@ def test_a_space_key_may_not_also_be_a_grid_axis_or_a_set(tmp_path):
 def test_a_scheduler_needs_trials_of_two_epochs_and_takes_only_tunes_options(tmp_path):
     spec = search.parse_search(block(scheduler={"name": "asha", "grace_period": 1}))
     with pytest.raises(ConfigError) as e:
-        search.build_scheduler(spec, 1)
+        stopping.build_scheduler(spec, 1)
     assert "train.epochs >= 2" in e.value.valid
     spec = search.parse_search(block(scheduler={"name": "asha", "grace": 1}))
     with pytest.raises(ConfigError) as e:
-        search.build_scheduler(spec, 4)
+        stopping.build_scheduler(spec, 4)
     assert e.value.key == "search.scheduler.grace" and "grace_period" in e.value.valid
     spec = search.parse_search(block(scheduler={"name": "median", "metric": "val_acc"}))
     with pytest.raises(ConfigError) as e:
-        search.build_scheduler(spec, 4)
+        stopping.build_scheduler(spec, 4)
     assert e.value.key == "search.scheduler.metric"
-    asha = search.build_scheduler(search.parse_search(block(scheduler={"name": "asha", "grace_period": 1,
+    asha = stopping.build_scheduler(search.parse_search(block(scheduler={"name": "asha", "grace_period": 1,
                                                                        "reduction_factor": 2})), 4)
     assert (asha._time_attr, asha._metric, asha._mode, asha._max_t) == ("epoch", "val_acc", "max", 5)
 
