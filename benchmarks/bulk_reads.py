@@ -52,11 +52,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, harness_source, in_folder, loadavg  # noqa: E402
 
+from harness.runs import EPOCH_METRICS  # noqa: E402  (the 17 metrics a trial logs each epoch)
+
 SWEEP = "jiang_table_4_9"
 PROFILE = "paper"
-EPOCH_METRICS = ("train_loss", "train_acc", "epoch_time_s", "images_per_s", "samples_seen", "train_time_s", "lr",
-                 "momentum", "batch_size", "sampling_ratio", "batches", "data_time_s", "compute_time_s", "val_acc",
-                 "test_acc", "test_acc5", "eval_time_s")
 FINAL_METRICS = ("best_val_acc", "test_acc_at_best_val", "best_epoch", "params", "macs", "flops", "nonzero_params",
                  "binary_adds", "predicted_time_ratio", "checkpoint_total_s", "log_total_s")
 WRITERS = 8  # threads writing runs: the server's 2 workers stay busy while each waits for an answer

@@ -24,7 +24,7 @@ def main(args) -> int:
     if rows.empty:
         print(f"nothing exported: no recorded runs of {', '.join(s.name for s in sweeps)} in {uri}", file=sys.stderr)
         return 1
-    exportfile.write(rows, path, args.format, sweeps, uri, runs.HISTORY_METRICS)
+    exportfile.write(rows, path, args.format, sweeps, uri, runs.EPOCH_METRICS)
     print(f"wrote {path}: {len(rows)} rows (run x epoch) of {rows['run_id'].nunique()} runs, "
           f"{len(rows.columns)} columns" + (f"; its metadata in {path}.json" if args.format == "csv" else ""))
     return 0

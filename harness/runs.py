@@ -68,7 +68,12 @@ def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
             return runs
 
 
-HISTORY_METRICS = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")  # what a trial logs each epoch
+HISTORY_METRICS = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")  # load_history's default
+# every metric harness.train's Trainer logs each epoch (its epoch dict, then evaluation): what an export's
+# rows carry; a training method's own per-epoch extras are not in it
+EPOCH_METRICS = ("train_loss", "train_acc", "epoch_time_s", "images_per_s", "samples_seen", "train_time_s", "lr",
+                 "momentum", "batch_size", "sampling_ratio", "batches", "data_time_s", "compute_time_s", "val_acc",
+                 "test_acc", "test_acc5", "eval_time_s")
 
 
 def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Optional[str] = None,
@@ -76,15 +81,15 @@ def load_runs(artifact: str, tracking_uri: Optional[str] = None, profile: Option
     """Every run of ``artifact``'s sweep (an artifact id or a sweep name); optionally one profile/status.
 
     ``history=True``: one row per (run, epoch) instead, the run's columns repeated on each, then ``epoch``
-    (the MLflow step) and ``epoch.<metric>`` for each of HISTORY_METRICS (NaN where that epoch has none);
+    (the MLflow step) and ``epoch.<metric>`` for each of EPOCH_METRICS (NaN where that epoch has none);
     a run without epochs (an infeasible sample, a run that failed first) is one row with ``epoch`` <NA>.
     This is the frame ``harness export`` writes and ``load_export`` reads back."""
     if not history:
         return _read(artifact, tracking_uri, profile, status)[2]
     experiment_id, listed, runs = _read(artifact, tracking_uri, profile, status)
-    long = _long_history(tracking_uri, experiment_id, listed, runs, HISTORY_METRICS)
+    long = _long_history(tracking_uri, experiment_id, listed, runs, EPOCH_METRICS)
     wide = long.pivot(index=["run_id", "step"], columns="metric", values="value")
-    wide = wide.reindex(columns=list(HISTORY_METRICS)).add_prefix("epoch.").reset_index()
+    wide = wide.reindex(columns=list(EPOCH_METRICS)).add_prefix("epoch.").reset_index()
     wide = wide.rename(columns={"step": "epoch"}).rename_axis(columns=None)
     wide["epoch"] = wide["epoch"].astype("Int64")
     if "run_id" not in runs:

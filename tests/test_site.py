@@ -135,6 +135,10 @@ def test_an_export_of_the_smoke_store_round_trips(smoke_all, tmp_path):
     for column in expected:
         assert [type(v) for v in got[column]] == [type(v) for v in expected[column]], column
     assert set(export.read_metadata(every)["sweeps"]) == {s.name for s in sweeps}
+    # every metric the trainer logs each epoch is a column, and real trained epochs fill each of them
+    trained = expected[expected["epoch"].notna() & expected["status"].eq("FINISHED")]
+    assert [c for c in expected if c.startswith("epoch.")] == [f"epoch.{m}" for m in runs.EPOCH_METRICS]
+    assert not trained[[f"epoch.{m}" for m in runs.EPOCH_METRICS]].isna().all().any()
     one = tmp_path / "one.csv"  # one sweep, as CSV: load_runs' frame with its history
     assert cli.main(["export", "calli_table_3_1", "--out", str(one), "--format", "csv",
                      "--tracking-uri", smoke_all.store]) == 0
