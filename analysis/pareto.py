@@ -23,7 +23,7 @@ from harness.pareto import pareto_front
 from harness.runs import config_text
 
 from .published_points import published_points
-from .report import Figure, Table
+from .report import Figure, Table, mean_std
 
 SEED_KEY = "config.train.seed"
 # a reader wants to see which technique (model family, conv kind, method, sampler) sits where on the front
@@ -111,12 +111,7 @@ def ci95(values) -> float:
 
 def mean_ci(values, digits: int = 2) -> str:
     """'92.41 ± 0.30 (n=3)': the mean ± the 95 % t-interval's half-width (``ci95``); one value has none."""
-    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    if v.empty:
-        return "-"
-    if len(v) == 1:
-        return f"{v.iloc[0]:.{digits}f} (n=1)"
-    return f"{v.mean():.{digits}f} ± {ci95(v):.{digits}f} (n={len(v)})"
+    return mean_std(values, digits, spread=ci95)
 
 
 BOOTSTRAP_RESAMPLES = 1000

@@ -34,14 +34,15 @@ class Figure:
     notes: list = field(default_factory=list)
 
 
-def mean_std(values: pd.Series, digits: int = 2) -> str:
-    """'92.41 ± 0.12 (n=3)'; a single value has no spread to show."""
-    v = pd.to_numeric(values, errors="coerce").dropna()
+def mean_std(values: pd.Series, digits: int = 2, spread=lambda v: v.std(ddof=1)) -> str:
+    """'92.41 ± 0.12 (n=3)': the mean ± ``spread`` of the values (the sample std unless told otherwise);
+    a single value has no spread to show."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
     if v.empty:
         return "-"
     if len(v) == 1:
         return f"{v.iloc[0]:.{digits}f} (n=1)"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={len(v)})"
+    return f"{v.mean():.{digits}f} ± {spread(v):.{digits}f} (n={len(v)})"
 
 
 def _choose_profile(runs: pd.DataFrame, profile: Optional[str]) -> Optional[str]:
