@@ -10,9 +10,8 @@
                                                         as tuples, so a column can be grouped on); a run
                                                         without config.yaml (an infeasible search sample) has
                                                         its MLflow params read as YAML values
-``load_history(artifact)`` returns the per-epoch metrics in long form (run_id, row, seed, step, metric, value);
-``load_runs(artifact, history=True)`` the two joined, one row per (run, epoch), as ``harness export`` writes
-them and ``load_export(path)`` reads them back.
+``load_history(artifact)``: per-epoch metrics in long form (run_id, row, seed, step, metric, value);
+``load_runs(artifact, history=True)``: the two joined, one row per (run, epoch), as ``harness export`` writes.
 
 None of them creates a store: a local one that does not exist is a ConfigError naming ``tracking_uri``
 (a mistyped path), one without the sweep's experiment an empty frame.
@@ -69,8 +68,7 @@ def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
 
 
 HISTORY_METRICS = ("val_acc", "test_acc", "train_loss", "lr", "epoch_time_s")  # load_history's default
-# every metric harness.train's Trainer logs each epoch (its epoch dict, then evaluation): what an export's
-# rows carry; a training method's own per-epoch extras are not in it
+# every metric harness.train's Trainer logs each epoch: what an export's rows carry (a method's own extras are not)
 EPOCH_METRICS = ("train_loss", "train_acc", "epoch_time_s", "images_per_s", "samples_seen", "train_time_s", "lr",
                  "momentum", "batch_size", "sampling_ratio", "batches", "data_time_s", "compute_time_s", "val_acc",
                  "test_acc", "test_acc5", "eval_time_s")
