@@ -373,20 +373,15 @@ def load_model(run_id: str, tracking_uri: Optional[str] = None):
     import tempfile
 
     import torch
-    import torch.nn.utils.prune  # noqa: F401
 
     from . import models
+    from .methods.pruning import restore_masks
 
     with tempfile.TemporaryDirectory() as tmp:
         path = _reader(tracking_uri).download_artifacts(run_id, "model.pt", tmp)
         saved = torch.load(path, map_location="cpu", weights_only=True)
     model = models.build(saved["name"], **saved["build_kwargs"])
-    # a model pruned with torch.nn.utils.prune (the `prune` method) saves <param>_orig and <param>_mask:
-    # give the fresh model identity masks at those places, and the saved masks load into them
-    for key in saved["state_dict"]:
-        if key.endswith("_mask"):
-            module_name, _, param = key[: -len("_mask")].rpartition(".")
-            torch.nn.utils.prune.identity(model.get_submodule(module_name), param)
+    restore_masks(model, saved["state_dict"])  # a model the `prune` method pruned saves its masks
     model.load_state_dict(saved["state_dict"])
     return model.eval()
 

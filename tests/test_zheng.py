@@ -99,6 +99,51 @@ def test_prune_in_winograd_domain_by_magnitude():
     assert macs == 4 * 16 * 2 * 3 + 48 * 4
 
 
+def test_prune_masks_a_max_min_kernel_after_its_parametrization():
+    """Jin's Max-Min kernel keeps 2 of each 3x3 kernel's 9 weights; pruning it (the cross-paper space draws
+    the pair) masks the *effective* weights, the smallest magnitudes among those still alive first."""
+    from harness.layers import maxmin
+
+    torch.manual_seed(0)
+    conv = maxmin.attach(nn.Conv2d(2, 3, 3, padding=1, bias=False), "sparse", init="model")
+    model = nn.Sequential(conv)
+    modules = dict(pruning.attach_masks(model))
+    assert list(modules) == ["0"] and pruning.sparsity_of([conv]) == pytest.approx(42 / 54)  # 6 kernels x 7 zeros
+    before = conv.weight.detach().clone()
+    extremes = before[before != 0].abs().sort().values  # 12: the max and min of each of the 6 kernels
+    assert len(extremes) == 12 and pruning.density(conv) == 1.0
+    with torch.no_grad():
+        pruning.prune_to([conv], 0.85)  # round(0.85 x 54) = 46 masked: the 42 zeros, then the 4 smallest extremes
+    after = conv.weight.detach()
+    assert int((pruning.mask_of(conv) == 0).sum()) == 46 and int((after != 0).sum()) == 8
+    assert torch.equal(after[after != 0].abs().sort().values, extremes[4:])
+    assert pruning.density(conv) == pytest.approx(8 / 12)
+    # the declared MACs (2 per kernel and output position: 6 x 2 x 16 at 4x4) times that density
+    assert pruning.macs_nonzero(model, (2, 4, 4), modules) == round(6 * 2 * 16 * 8 / 12)
+    x = torch.randn(1, 2, 4, 4)
+    assert torch.allclose(conv(x), F.conv2d(x, after, padding=1))
+    # the mask is in the state dict, and restore_masks lets a fresh conv load it (harness.runs.load_model)
+    fresh = nn.Sequential(maxmin.attach(nn.Conv2d(2, 3, 3, padding=1, bias=False), "sparse", init="model"))
+    saved = model.state_dict()
+    assert "0.parametrizations.weight.1.mask" in saved
+    pruning.restore_masks(fresh, saved)
+    fresh.load_state_dict(saved)
+    assert torch.equal(fresh(x), conv(x))
+
+
+def test_pruned_binary_kernel_model_trains():
+    """The pair that failed at trial start (torch's prune cannot wrap a parametrized weight) trains and
+    reaches its sparsity on the effective weights: binary_approx is 2-sparse (7 of 9 zero) before any step."""
+    cfg = {"data": {"dataset": "digits", "train_subset": 256, "test_subset": 64, "val_size": 64},
+           "model": {"name": "resnet20", "options": {"width": 0.25, "conv": "binary_approx"}},
+           "method": {"name": "prune", "options": {"sparsity": 0.9, "steps": 1, "start": 0.5, "end": 0.5}},
+           "train": {"epochs": 2, "batch_size": 64, "schedule": "constant", "threads": 1}}
+    epochs = []
+    result = train.train(cfg, on_epoch=lambda e, m: epochs.append(m))
+    assert epochs[0]["sparsity"] > 0.7 and result["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert result["macs_nonzero"] < result["macs"]
+
+
 # -- methods (the dynamic batch size itself: tests/test_dbs.py) ---------------------------------
 
 def test_chain_names_the_inner_option():

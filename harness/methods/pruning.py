@@ -12,6 +12,13 @@ Winograd kernel U = G g Gᵀ: the mask is Prune(G g Gᵀ) of eq. 2. Biases and B
 
 Every targeted layer gets an identity mask at setup, so the model's state dict has the same keys
 (``weight_orig``, ``weight_mask``) before and after pruning and a checkpoint resumes at any epoch.
+A layer whose weight is already re-derived by a ``torch.nn.utils.parametrize`` parametrization (Jin's
+Max-Min and binary kernels, harness.layers.maxmin) is pruned where it computes, after that
+parametrization: a ``WeightMask`` appended to its chain (key ``parametrizations.weight.<i>.mask``)
+zeroes the smallest-magnitude *effective* weights, chosen by torch's ``L1Unstructured.compute_mask``
+among the entries still alive. torch.nn.utils.prune cannot do it itself: it re-registers ``weight`` as a
+parameter ``weight_orig``, and a parametrized weight is computed, not a parameter
+(docs/fidelity.md, "Pruning a Max-Min kernel", says what the combination means).
 
 Logged: ``sparsity`` each epoch, the fraction of targeted weights that are exactly zero in the
 effective (masked) weights; at the end also ``macs_nonzero`` (each layer's ``macs`` times its
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
 from .. import measure
@@ -49,13 +57,60 @@ def targets(model: nn.Module, include_linear: bool = True) -> list[tuple[str, nn
     return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
 
 
+class WeightMask(nn.Module):
+    """weight -> weight * mask: the prune mask as the last parametrization of an already parametrized
+    weight (module docstring); the mask is a buffer, so it is in the model's state dict."""
+
+    def __init__(self, like: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", torch.ones_like(like))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+
+def _weight_mask(module: nn.Module):
+    """The WeightMask of a parametrized weight, else None."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return None
+    return next((p for p in module.parametrizations.weight if isinstance(p, WeightMask)), None)
+
+
+def mask_of(module: nn.Module) -> torch.Tensor:
+    """The mask a target's effective weight is multiplied by (torch's ``weight_mask`` or a WeightMask's)."""
+    held = _weight_mask(module)
+    return held.mask if held is not None else module.weight_mask
+
+
+def attach_mask(module: nn.Module) -> None:
+    """An identity mask on ``module.weight`` (idempotent): torch's prune, or a WeightMask when parametrized."""
+    if parametrize.is_parametrized(module, "weight"):
+        if _weight_mask(module) is None:
+            parametrize.register_parametrization(module, "weight", WeightMask(module.weight.detach()))
+    elif not torch_prune.is_pruned(module):
+        torch_prune.identity(module, "weight")
+
+
 def attach_masks(model: nn.Module, include_linear: bool = True) -> list[tuple[str, nn.Module]]:
     """Give every target an identity mask (weight -> weight_orig * weight_mask); idempotent."""
     found = targets(model, include_linear)
     for _, module in found:
-        if not torch_prune.is_pruned(module):
-            torch_prune.identity(module, "weight")
+        attach_mask(module)
     return found
+
+
+def restore_masks(model: nn.Module, state_dict: dict) -> None:
+    """Identity masks wherever a saved pruned model's state dict holds one (``<param>_mask`` of torch's
+    prune, ``parametrizations.weight.<i>.mask`` of a WeightMask), so the saved masks load into them."""
+    for key in state_dict:
+        if not key.endswith("mask"):
+            continue
+        head, _, last = key.rpartition(".")
+        parts = head.split(".")
+        if last == "mask" and len(parts) >= 3 and parts[-3:-1] == ["parametrizations", "weight"]:
+            attach_mask(model.get_submodule(".".join(parts[:-3])))
+        elif last.endswith("_mask"):
+            torch_prune.identity(model.get_submodule(head), last[: -len("_mask")])
 
 
 def sparsity_of(modules) -> float:
@@ -72,20 +127,42 @@ def prune_to(modules, sparsity: float) -> None:
     """Raise each module's sparsity to ``sparsity`` by L1 magnitude among its live weights."""
     for module in modules:
         total = module.weight.numel()
-        already = int((module.weight_mask == 0).sum())
+        already = int((mask_of(module) == 0).sum())
         more = int(round(sparsity * total)) - already
-        if more > 0:
+        if more <= 0:
+            continue
+        held = _weight_mask(module)
+        if held is None:
             torch_prune.l1_unstructured(module, "weight", amount=more)
+        else:  # the pruned entries as +inf, so L1Unstructured picks its `more` among the live ones
+            live = module.weight.detach().abs().masked_fill(held.mask == 0, float("inf"))
+            held.mask.copy_(torch_prune.L1Unstructured(amount=more).compute_mask(live, held.mask))
+
+
+def density(module: nn.Module) -> float:
+    """The fraction of a target's weights its mask leaves to multiply: nonzero effective weights over all
+    of them; for a WeightMask's layer, over the nonzero weights its parametrization gives before the mask,
+    because that layer's declared MACs already count only those (a Max-Min kernel's two per group)."""
+    nonzero = float((module.weight != 0).sum())
+    held = _weight_mask(module)
+    if held is None:
+        return nonzero / module.weight.numel()
+    chain = module.parametrizations.weight
+    unmasked = chain.original
+    for step in chain:
+        if step is not held:
+            unmasked = step(unmasked)
+    before = float((unmasked != 0).sum())
+    return nonzero / before if before else 1.0
 
 
 def macs_nonzero(model: nn.Module, input_shape, modules: dict) -> int:
-    """Layer MACs scaled by each pruned layer's density; other layers count in full."""
+    """Layer MACs scaled by each pruned layer's ``density``; other layers count in full."""
     by_layer = measure.profile(model, input_shape, by_layer=True)["layers"]
     total = 0.0
     for layer in by_layer:
         module = modules.get(layer["name"])
-        density = 1.0 if module is None else float((module.weight != 0).float().mean())
-        total += layer["macs"] * density
+        total += layer["macs"] * (1.0 if module is None else density(module))
     return int(round(total))
 
 
