@@ -1,5 +1,5 @@
 """What a launch prints when it ends: the summary of its trials as the store holds them, a search's
-front, what stopped it, and its exit status (0; 1 when every trial failed; 2 bad input, from the CLI;
+front, what stopped it, and its exit status (0; 1 when a trial failed; 2 bad input, from the CLI;
 130 SIGINT, 143 SIGTERM, 75 a store that failed: harness.interrupt)."""
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def exit_code(summary) -> int:
         return 1
     if summary.interrupted:
         return 130  # Tune was stopped by a SIGINT this process did not handle itself
-    return 1 if summary.failed and len(summary.failed) == len(summary.trials) else 0
+    # any FAILED trial: a script or a SLURM job must not read a partial sweep as a whole one (an
+    # infeasible search sample, never trained, is no trial and no failure)
+    return 1 if summary.failed else 0
 
 
 def stopped_early(e) -> int:

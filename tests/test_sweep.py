@@ -103,7 +103,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(ray_session, store, tmp_
         "profiles": {"paper": {}, "quick": {}, "smoke": {}}}))
     rc = _cli("run", sweep_file, "--profile", "smoke", "--tracking-uri", store, "--quiet")
     out = capsys.readouterr().out
-    assert rc == 0  # one trial failed, the other finished
+    assert rc == 1  # one trial failed, the other finished: a failure, not exit 0
     assert "1 trial(s) failed" in out and "TrainingDiverged" in out
     client = tracking.client(store)
     exp = client.get_experiment_by_name("test_diverge")
