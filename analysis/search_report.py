@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness import tracking
+from harness.runs import all_runs
 
 from .pareto import mean_ci, summarize
 from .report import Figure, Table
@@ -56,7 +57,7 @@ def _parents(runs: pd.DataFrame) -> list:
     if experiment is None:
         return []
     profiles = set(runs["profile"].dropna()) if "profile" in runs else set()
-    parents = client.search_runs([experiment.experiment_id], "tags.search_parent = 'true'", max_results=1000)
+    parents = all_runs(client, experiment.experiment_id, "tags.search_parent = 'true'")  # every page of them
     return [p for p in parents if not profiles or p.data.tags.get("profile") in profiles]
 
 

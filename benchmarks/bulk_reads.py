@@ -77,7 +77,7 @@ def before_load_runs(artifact, tracking_uri=None, profile=None, status=None):
     if status:
         filters.append(f"attributes.status = '{status}'")
     client = tracking.client(tracking_uri)
-    listed = runs._all_runs(client, exp.experiment_id, " and ".join(filters))
+    listed = runs.all_runs(client, exp.experiment_id, " and ".join(filters))
     rows, configs = [], []
     for r in listed:
         if r.data.tags.get("search_parent") == "true":

@@ -37,7 +37,7 @@ val_acc of the ASHA run within 1 point of the run without it. ``--quick`` runs t
 profile (digits, 3 samples, 2 epochs): seconds a trial, it checks the script, not the figures.
 Ends with one JSON line.
 
-Two more modes (issue 25):
+Three more modes (issue 25):
   * ``--mode schedulers [--seeds 0 1 2]``: no stopping, ASHA on val_acc and MO-ASHA (harness.moasha)
     on the same random-search plan per search seed (the same samples, asserted), each search's
     epochs trained and the hypervolume of its trials' (last val_acc, macs) above (0 %, the sweep's
@@ -47,8 +47,14 @@ Two more modes (issue 25):
   * ``--mode infeasible [--num-samples 200] [--seeds ...]``: TPE and NSGA-II through Tune's
     OptunaSearch, without and with ``constraints_func`` (harness.searchers.Violations), sampling the
     space with nothing trained (``infeasible_rate`` says what each is told); figure: the infeasible rate.
-Not measured here: random vs TPE vs NSGA-II hypervolume at equal trial-seconds (the harness gives
-TPE one objective only; see RESULTS.md).
+  * ``--mode searchers [--num-samples N] [--seeds 0 1 2]``: ``algorithm: random``, ``tpe`` and ``nsga2``
+    (each told both objectives; no early stopping, so only the searcher differs) on the same profile,
+    once per search seed. Each search's parent run logs ``hypervolume`` and ``trial_seconds`` after every
+    finished trial (harness.search_run); per seed the budget is the least compute any of the three
+    spent (its final ``trial_seconds``), and each search's hypervolume at that budget is the last one it
+    logged within it. Figures: mean and sample std over the seeds of that hypervolume per algorithm,
+    and of the final hypervolume. TPE samples its first 10 trials at random and NSGA-II its first
+    generation (50), so below those sizes the three are random searches with different streams.
 """
 from __future__ import annotations
 
@@ -234,6 +240,67 @@ def scheduler_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_t
     return out
 
 
+def parent_curve(store: str, parent_run_id: str) -> list[tuple[float, float]]:
+    """(trial_seconds, hypervolume) after each finished trial, as the search's parent run logged them."""
+    from harness import tracking
+
+    client = tracking.client(store)
+    seconds = {m.step: m.value for m in client.get_metric_history(parent_run_id, "trial_seconds")}
+    volume = {m.step: m.value for m in client.get_metric_history(parent_run_id, "hypervolume")}
+    return [(seconds[step], volume[step]) for step in sorted(seconds) if step in volume]
+
+
+def at_budget(curve: list, budget: float) -> float:
+    """The hypervolume a search had logged by the time its trial_seconds reached ``budget``: the largest
+    within it, as a hypervolume never falls (0 before its first finished trial)."""
+    return max((v for s, v in curve if s <= budget + 1e-9), default=0.0)
+
+
+def searcher_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_trial: float) -> dict:
+    """random, tpe and nsga2 (no stopping) per search seed; each search's parent-run curve and its
+    hypervolume at the seed's common budget (the least final trial_seconds of the three)."""
+    import statistics
+
+    from harness import tracking
+
+    algorithms = ("random", "tpe", "nsga2")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp, in_folder(tmp):
+        tmp = Path(tmp)
+        store = f"sqlite:///{tmp / 'mlflow.db'}"
+        tracking.check_reachable(store)
+        for seed in seeds:
+            for algorithm in algorithms:
+                variant = with_search(plan, seed=seed, algorithm=algorithm, scheduler={"name": "none"})
+                run = run_one(sweep, profile, variant, store, tmp / f"ray_{algorithm}_{seed}", cpus_per_trial)
+                parent = run["summary"].search["parent_run_id"]
+                rec = read_runs(store, run["summary"].experiment, parent)
+                curve = parent_curve(store, parent)
+                runs.append({"seed": seed, "algorithm": algorithm, "curve": [[round(s, 2), v] for s, v in curve],
+                             "final_trial_s": curve[-1][0] if curve else 0.0,
+                             "final_hypervolume": curve[-1][1] if curve else 0.0,
+                             "trained": len(rec["trials"]), "infeasible": len(rec["infeasible"]),
+                             "failed": rec["failed"], "search_wall_s": round(run["wall_s"], 2)})
+    for seed in seeds:
+        mine = [r for r in runs if r["seed"] == seed]
+        budget = min(r["final_trial_s"] for r in mine)
+        for r in mine:
+            r["budget_trial_s"] = round(budget, 2)
+            r["hypervolume_at_budget"] = at_budget([tuple(p) for p in r["curve"]], budget)
+
+    def spread(values: list) -> dict:
+        return {"values": values, "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else None}
+
+    out = {"runs": runs}
+    for algorithm in algorithms:
+        mine = [r for r in runs if r["algorithm"] == algorithm]
+        out[algorithm] = {"hypervolume_at_budget": spread([r["hypervolume_at_budget"] for r in mine]),
+                          "final_hypervolume": spread([r["final_hypervolume"] for r in mine]),
+                          "final_trial_s": spread([r["final_trial_s"] for r in mine])}
+    return out
+
+
 def infeasible_rate(plan, n: int, seed: int, sampler_name: str, constrained: bool) -> dict:
     """``n`` samples of ``plan``'s space from Optuna's TPE or NSGA-II through Tune's OptunaSearch, none
     trained: each is checked by the gate's ``assess`` (meta-device build and counts); a feasible one
@@ -300,17 +367,18 @@ def main(argv=None) -> dict:
                     help="training images (default 2000 of the quick profile's 4000; --quick: the smoke profile's)")
     ap.add_argument("--cpus-per-trial", type=float, default=1)
     ap.add_argument("--quick", action="store_true", help="the smoke profile: checks the script, not the figures")
-    ap.add_argument("--mode", choices=("driver", "schedulers", "infeasible"), default="driver",
+    ap.add_argument("--mode", choices=("driver", "schedulers", "infeasible", "searchers"), default="driver",
                     help="driver: ASHA vs none, the driver's cost (the default); schedulers: none vs ASHA vs MO-ASHA, "
                          "epochs and hypervolume per search seed; infeasible: TPE / NSGA-II infeasible rate without "
-                         "and with constraints_func, no training")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (schedulers, infeasible)")
+                         "and with constraints_func, no training; searchers: random vs TPE vs NSGA-II hypervolume "
+                         "at equal trial-seconds")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (schedulers, infeasible, searchers)")
     ap.add_argument("--macs-max", type=float, default=None,
                     help="infeasible: the MAC limit instead of the profile's (a tighter one makes more of the space infeasible)")
     args = ap.parse_args(argv)
     if args.mode == "infeasible":
         return main_infeasible(args)
-    if args.mode == "schedulers":
+    if args.mode in ("schedulers", "searchers"):
         return main_schedulers(args)
     profile = "smoke" if args.quick else "quick"
     if not args.quick:
@@ -406,7 +474,8 @@ def main_infeasible(args) -> dict:
 
 
 def main_schedulers(args) -> dict:
-    """No stopping vs ASHA vs MO-ASHA on the cross-paper space's --quick (smoke) or quick profile."""
+    """No stopping vs ASHA vs MO-ASHA, or (--mode searchers) random vs TPE vs NSGA-II, on the cross-paper
+    space's --quick (smoke) or quick profile."""
     import ray
 
     from harness import catalog
@@ -416,7 +485,23 @@ def main_schedulers(args) -> dict:
     sweep = catalog.resolve(SWEEP)[0]
     sets = [f"data.train_subset={args.train_subset}"] if args.train_subset else []
     plan = sweep.search_plan(profile, num_samples=args.num_samples, sets=sets)
+    setup = {"sweep": SWEEP, "profile": profile, "num_samples": plan.spec.num_samples, "seeds": args.seeds,
+             "algorithm": plan.spec.algorithm, "scheduler_options": plan.spec.scheduler,
+             "constraints": plan.spec.constraints, "dataset": plan.base["data"]["dataset"],
+             "train_subset": plan.base["data"].get("train_subset"), "epochs": plan.base["train"]["epochs"],
+             "cpus_per_trial": args.cpus_per_trial, "cpus": os.cpu_count()}
     started_here = not ray.is_initialized()
+    if args.mode == "searchers":
+        result = searcher_comparison(sweep, profile, plan, args.seeds, args.cpus_per_trial)
+        if started_here:
+            ray.shutdown()
+        setup.update(algorithm="random | tpe | nsga2", scheduler_options={"name": "none"},
+                     reference_point=plan.spec.reference_point()[0])
+        means = {a: result[a]["hypervolume_at_budget"]["mean"] for a in ("random", "tpe", "nsga2")}
+        return emit("nsga2_hypervolume_at_equal_trial_s_over_random", means["nsga2"] / means["random"]
+                    if means["random"] else float("nan"), None, "higher",
+                    searchers={a: result[a] for a in ("random", "tpe", "nsga2")}, runs=result["runs"], setup=setup,
+                    harness_source=harness_source())
     result = scheduler_comparison(sweep, profile, plan, args.seeds, args.cpus_per_trial)
     if started_here:
         ray.shutdown()
@@ -431,12 +516,7 @@ def main_schedulers(args) -> dict:
                                                                 "better": "higher"}},
                 schedulers={k: result[k] for k in ("none", "asha", "mo_asha")},
                 runs=[{k: v for k, v in r.items() if k != "samples"} for r in result["runs"]],
-                reference_val_acc_pct_macs=result["reference_val_acc_pct_macs"],
-                setup={"sweep": SWEEP, "profile": profile, "num_samples": plan.spec.num_samples, "seeds": args.seeds,
-                       "algorithm": plan.spec.algorithm, "scheduler_options": plan.spec.scheduler,
-                       "constraints": plan.spec.constraints, "dataset": plan.base["data"]["dataset"],
-                       "train_subset": plan.base["data"].get("train_subset"), "epochs": plan.base["train"]["epochs"],
-                       "cpus_per_trial": args.cpus_per_trial, "cpus": os.cpu_count()},
+                reference_val_acc_pct_macs=result["reference_val_acc_pct_macs"], setup=setup,
                 harness_source=harness_source())
 
 

@@ -57,7 +57,8 @@ def _experiment(target: str, tracking_uri: Optional[str]):
     return sweep, _reader(tracking_uri).get_experiment_by_name(sweep.name)
 
 
-def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
+def all_runs(client, experiment_id: str, filter_string: str = "") -> list:
+    """Every run of the experiment matching ``filter_string``, read in pages of 1,000."""
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
@@ -118,7 +119,7 @@ def _read(artifact: str, tracking_uri: Optional[str], profile: Optional[str], st
     client = tracking.client(tracking_uri)
     uri = tracking.resolve_uri(tracking_uri)
     # a search launch's parent run holds no trial
-    listed = [r for r in _all_runs(client, exp.experiment_id, " and ".join(filters))
+    listed = [r for r in all_runs(client, exp.experiment_id, " and ".join(filters))
               if r.data.tags.get("search_parent") != "true"]
     return exp.experiment_id, listed, _frame(listed, _configs(client, uri, exp.experiment_id, listed), uri)
 
@@ -392,4 +393,4 @@ def count_runs(sweep_name: str, tracking_uri: Optional[str] = None) -> int:
     create one at a path that has none."""
     client = tracking.client(tracking_uri)
     exp = client.get_experiment_by_name(sweep_name)
-    return 0 if exp is None else len(_all_runs(client, exp.experiment_id))
+    return 0 if exp is None else len(all_runs(client, exp.experiment_id))

@@ -7,8 +7,9 @@
       train.batch_size: {choice: [32, 64, 128]}
       method: {choice: [{name: none}, {name: prune, options: {sparsity: {uniform: [0.2, 0.8]}}}]}
     num_samples: 32             configurations sampled (the infeasible ones included: recorded, never trained)
-    algorithm: random           random (Tune's BasicVariantGenerator) | optuna (OptunaSearch: TPE for one
-                                objective, NSGA-II for several)
+    algorithm: random           random (Tune's BasicVariantGenerator) | tpe | nsga2 (Optuna's sampler in
+                                Tune's OptunaSearch, on every objective) | optuna (TPE for one objective,
+                                NSGA-II for several)
     seed: 0                     the same seed samples the same sequence of configurations
     objectives: {val_acc: max, macs: min}     selection on validation only; test is only reported
     scheduler: {name: asha, grace_period: 2, reduction_factor: 3}   none | asha | mo_asha | median | hyperband
@@ -41,7 +42,7 @@ from .errors import ConfigError, nearest
 from .runner import COUNT_KEYS
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "randint", "choice")
-ALGORITHMS = ("random", "optuna")
+ALGORITHMS = ("random", "optuna", "tpe", "nsga2")
 SCHEDULERS = ("none", "asha", "mo_asha", "median", "hyperband")
 COUNTS = COUNT_KEYS  # measure.profile's, per model as built: what a constraint or an objective may name
 # What every trial reports to Tune each epoch (harness.train's metrics and the counts): what an
@@ -188,7 +189,7 @@ def parse_search(raw, where: str = "search") -> SearchSpec:
     algorithm = raw.get("algorithm", "random")
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"{where}.algorithm", algorithm, "one of " + ", ".join(ALGORITHMS))
-    if algorithm == "optuna":
+    if algorithm != "random":
         try:
             import optuna  # noqa: F401
         except ImportError:

@@ -207,7 +207,7 @@ def _progress_recorder(uri: str, parent: str, spec):
     finished so far): ``trial_seconds``, the trials' wall seconds summed (Tune's ``time_total_s``,
     errored trials' included), and ``hypervolume``, that of every finished trial's objectives (as its
     last epoch left them) against ``spec.reference_point()``; none while the reference is incomplete.
-    Searches of one space compare at equal compute on these two axes (harness_analysis.search_progress)."""
+    Searches of one space compare at equal compute on these two axes (harness_analysis.search_report)."""
     from ray.tune import Callback
 
     from .pareto import hypervolume

@@ -2,8 +2,8 @@
 
 ``build_search_alg`` returns, for ``algorithm: random``, Tune's ``BasicVariantGenerator`` (seeded,
 ``constant_grid_search`` so a sampled configuration runs once per grid-axis point), and for
-``algorithm: optuna`` Tune's ``OptunaSearch`` (TPE, or NSGA-II for several objectives) in Tune's
-``SearchGenerator``, with ``EachPoint`` repeating a suggestion per axis point and Tune's
+``algorithm: tpe | nsga2`` Tune's ``OptunaSearch`` with that Optuna sampler on every objective
+(``optuna``: TPE for one objective, NSGA-II for several) in Tune's ``SearchGenerator``, with ``EachPoint`` repeating a suggestion per axis point and Tune's
 ``ConcurrencyLimiter`` for ``--max-concurrent``. In front of either, ``FeasibleSearch`` lets a
 proposed trial reach a worker only when its configuration resolves, validates and meets the cost
 limits; the rest are recorded as infeasible runs, never trained. Random search is told they failed;
@@ -325,10 +325,12 @@ def build_search_alg(plan, ctx, max_concurrent: Optional[int], learn_infeasible:
 
     metrics, modes = list(spec.objectives), list(spec.objectives.values())
     constraints = Violations(plan) if learn_infeasible else None
+    kind = spec.algorithm if spec.algorithm != "optuna" else ("tpe" if len(metrics) == 1 else "nsga2")
+    chosen = sampler(TPESampler if kind == "tpe" else NSGAIISampler, spec.seed, constraints)  # TPE: multi-objective too
     if len(metrics) == 1:
-        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=sampler(TPESampler, spec.seed, constraints))
+        searcher = OptunaSearch(metric=metrics[0], mode=modes[0], sampler=chosen)
     else:
-        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=sampler(NSGAIISampler, spec.seed, constraints))
+        searcher = OptunaSearch(metric=metrics, mode=modes, sampler=chosen)
     if points > 1:
         searcher = EachPoint(searcher, repeat=points, set_index=False)
     if max_concurrent:

@@ -141,7 +141,7 @@ def _store(tmp_path, uri: str):
 
 def _per_run(client, experiment_id: str, uri: str, metrics=("val_acc", "lr")):
     """load_runs' and load_history's frames read run by run: each run's config.yaml, each history alone."""
-    listed = [r for r in runs._all_runs(client, experiment_id) if r.data.tags.get("search_parent") != "true"]
+    listed = [r for r in runs.all_runs(client, experiment_id) if r.data.tags.get("search_parent") != "true"]
     frame = runs._frame(listed, [runs._columns(runs._config_values(client, r)) for r in listed], uri)
     rows = [{"run_id": r["run_id"], "row": r.get("row"), "seed": r.get("seed"), "step": p.step, "metric": m,
              "value": p.value} for _, r in frame.iterrows() for m in metrics

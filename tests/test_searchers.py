@@ -59,7 +59,8 @@ def test_optuna_5_nsga2_is_the_sampler_that_needed_it():
         pytest.skip(f"optuna {optuna.__version__}'s NSGAIISampler pickles by itself")
 
 
-@pytest.mark.parametrize("sampler_class,objectives", [(TPESampler, {"val_acc": "max"}), (NSGAIISampler, OBJECTIVES)])
+@pytest.mark.parametrize("sampler_class,objectives", [(TPESampler, {"val_acc": "max"}), (NSGAIISampler, OBJECTIVES),
+                                                      (TPESampler, OBJECTIVES)])  # algorithm: tpe on two objectives
 def test_a_restored_searcher_proposes_what_the_uninterrupted_one_would(tmp_path, sampler_class, objectives):
     searcher = _searcher(sampler_class, objectives)
     search_alg = FeasibleSearch(SearchGenerator(searcher), Gate(None, {}))
@@ -106,6 +107,21 @@ def test_a_constrained_optuna_sweep_gets_a_sampler_with_constraints_func(tmp_pat
     assert constraints(_Frozen(1.0)) == [0.0, 1.379008]
     restored = pickle.loads(pickle.dumps(sampler))
     assert type(restored) is NSGAIISampler
+
+
+@pytest.mark.parametrize("algorithm,objectives,expected", [
+    ("optuna", {"val_acc": "max"}, TPESampler), ("optuna", OBJECTIVES, NSGAIISampler),
+    ("tpe", OBJECTIVES, TPESampler), ("nsga2", OBJECTIVES, NSGAIISampler), ("nsga2", {"val_acc": "max"}, NSGAIISampler)])
+def test_the_algorithm_names_the_sampler_and_every_objective_reaches_it(tmp_path, monkeypatch, algorithm, objectives,
+                                                                        expected):
+    from harness import searchers
+    from tests.test_search import _plan
+
+    plan, built = _plan(tmp_path, algorithm=algorithm, objectives=objectives), []
+    real = searchers.sampler
+    monkeypatch.setattr(searchers, "sampler", lambda cls, seed, cf=None: built.append(cls) or real(cls, seed, cf))
+    searchers.build_search_alg(plan, {}, None)
+    assert built == [expected]
 
 
 class _Frozen:
