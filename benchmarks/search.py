@@ -373,6 +373,9 @@ def main(argv=None) -> dict:
                          "and with constraints_func, no training; searchers: random vs TPE vs NSGA-II hypervolume "
                          "at equal trial-seconds")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds (schedulers, infeasible, searchers)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="schedulers, searchers: a config key of the profile replaced, as harness run --set does "
+                         "(train.epochs=8, say; RESULTS.md names each one used)")
     ap.add_argument("--macs-max", type=float, default=None,
                     help="infeasible: the MAC limit instead of the profile's (a tighter one makes more of the space infeasible)")
     args = ap.parse_args(argv)
@@ -483,9 +486,9 @@ def main_schedulers(args) -> dict:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     profile = "smoke" if args.quick else "quick"
     sweep = catalog.resolve(SWEEP)[0]
-    sets = [f"data.train_subset={args.train_subset}"] if args.train_subset else []
+    sets = ([f"data.train_subset={args.train_subset}"] if args.train_subset else []) + args.sets
     plan = sweep.search_plan(profile, num_samples=args.num_samples, sets=sets)
-    setup = {"sweep": SWEEP, "profile": profile, "num_samples": plan.spec.num_samples, "seeds": args.seeds,
+    setup = {"sets": sets, "sweep": SWEEP, "profile": profile, "num_samples": plan.spec.num_samples, "seeds": args.seeds,
              "algorithm": plan.spec.algorithm, "scheduler_options": plan.spec.scheduler,
              "constraints": plan.spec.constraints, "dataset": plan.base["data"]["dataset"],
              "train_subset": plan.base["data"].get("train_subset"), "epochs": plan.base["train"]["epochs"],

@@ -53,7 +53,9 @@ def check_config(cfg: RunConfig) -> None:
         models.check_options(cfg.model.name, cfg.model.options)
     except ConfigError as e:
         raise option_key(e) from None
-    check_owners(cfg, base.build_method(cfg.method.name, cfg.method.options))  # dbs with cosine_iter: two lr owners
+    method = base.build_method(cfg.method.name, cfg.method.options)
+    check_owners(cfg, method)  # dbs with cosine_iter: two lr owners
+    method.check(cfg)  # approximate on a Max-Min model
     _CHECKED.add(key)
 
 

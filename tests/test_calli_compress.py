@@ -78,6 +78,18 @@ def test_approximate_method_options_are_checked():
         checked({"method": {"name": "approximate", "options": {"prune_threshold": -1}}})
 
 
+@pytest.mark.parametrize("method", [{"name": "approximate"},
+                                    {"name": "chain", "options": {"dbs": {}, "approximate": {"quantize": False}}}])
+@pytest.mark.parametrize("conv", ["maxmin", "binary_approx", "local_binary_heuristic"])
+def test_approximate_refuses_a_re_derived_kernel_before_any_work(method, conv):
+    """Jin's kernels re-derive the weight that approximate would prune, round and factorize; the config
+    check says so (it used to fail after the last epoch, with torch's prune's TypeError)."""
+    with pytest.raises(ConfigError) as e:
+        checked({"model": {"name": "resnet20", "options": {"conv": conv}}, "method": method})
+    assert e.value.key == "model.options.conv" and e.value.value == conv and "stored" in e.value.valid
+    checked({"model": {"name": "resnet20", "options": {"conv": "separable"}}, "method": method})  # a stored weight
+
+
 def test_int8_accuracy_within_tolerance_on_digits():
     """Train the baseline on digits for 3 epochs, then the approximate method: int8 within 2 points of fp32."""
     cfg = RunConfig.from_dict({

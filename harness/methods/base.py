@@ -6,6 +6,7 @@ builds it once per trial (``Method(**options)``; a bad option raises ConfigError
 validation builds its own copy for the check, so the error comes before Ray starts), hands it to the
 Trainer, which calls:
 
+  check(cfg)                        before any work (config validation): ConfigError for a config it cannot train
   setup(ctx)                        once, after model, optimizer and loaders exist
   before_epoch(ctx, epoch) -> dict  may set the learning rate, momentum, batch size, masks ...
   before_batch(ctx, x, y) -> (x, y) each batch, before the forward pass: a batch transform (mixup)
@@ -117,6 +118,10 @@ EVENTS = BATCH_EVENTS + ("before_eval",)  # the events the Trainer dispatches th
 
 class TrainMethod:
     owns: frozenset = frozenset()  # the RESOURCES this method sets; one owner each per run
+
+    def check(self, cfg) -> None:
+        """ConfigError for a config this method cannot train (a model it cannot work on, say), raised by
+        harness.checks.check_config before any work; the default accepts every config."""
 
     def setup(self, ctx: MethodContext) -> None:
         pass

@@ -67,6 +67,10 @@ class Chain(TrainMethod):
             out.update(handler(ctx, epoch) or {})
         return out
 
+    def check(self, cfg) -> None:
+        for method in self.methods.values():
+            method.check(cfg)
+
     def setup(self, ctx) -> None:
         for method in self.methods.values():
             method.setup(ctx)

@@ -207,6 +207,22 @@ class Approximate(TrainMethod):
         self.prune_threshold, self.decimals, self.error_threshold = float(prune_threshold), decimals, error_threshold
         self.quantize, self.calibration_batches, self.latency_batch = quantize, calibration_batches, latency_batch
 
+    def check(self, cfg) -> None:
+        """Refuse a model whose convolutions re-derive their weight at every forward (Jin's Max-Min and
+        binary kernels: a torch.nn.utils.parametrize parametrization, found on a probe conv on the meta
+        device): every step here rewrites stored weights, which such a conv would re-derive over."""
+        from torch.nn.utils import parametrize
+
+        from ..layers import convert_convs
+
+        conv = cfg.model.options.get("conv", "dense")
+        with torch.device("meta"):
+            probe = convert_convs(nn.Sequential(nn.Conv2d(4, 4, 3)), conv, cfg.model.options.get("conv_options"))
+        if any(parametrize.is_parametrized(m) for m in probe.modules()):
+            raise ConfigError("model.options.conv", conv, "a conv whose trained weight is stored (dense, separable, "
+                              "winograd, ...): method approximate prunes, rounds and factorizes stored weights, and "
+                              f"a {conv} conv re-derives its weight from them at every forward")
+
     def after_epoch(self, ctx, epoch: int, metrics: dict) -> dict:
         # At the last epoch rather than in finish(): the numbers land in the epoch's metrics, beside that
         # epoch's test_acc, and in the per-epoch history that load_runs reads.
