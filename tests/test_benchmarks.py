@@ -61,3 +61,11 @@ def test_streaming_quick(capsys):
     line = _check_line(capsys, _script("streaming").main(["--quick"]), "higher")
     assert set(line["stream_images_per_s"]) == set(line["torchvision_images_per_s"]) == {"32"}
     assert line["peak_rss_mb"]["stream"]["32"] >= line["peak_pss_mb"]["stream"]["32"] > 0
+
+
+def test_search_compares_searchers_at_the_least_compute_any_of_them_spent():
+    """benchmarks/search.py --mode searchers: each search's hypervolume at a budget of trial-seconds is the
+    last one its parent run logged within it (a hypervolume never falls), 0 before its first trial."""
+    at_budget = _script("search").at_budget
+    curve = [(10.0, 1.0), (20.0, 3.0), (35.0, 4.0)]
+    assert [at_budget(curve, b) for b in (5.0, 10.0, 19.9, 20.0, 34.0, 35.0, 99.0)] == [0.0, 1.0, 1.0, 3.0, 3.0, 4.0, 4.0]
