@@ -114,18 +114,21 @@ class Sweep:
         return dict(raw.get("objectives") or {})
 
     def search_plan(self, profile: str, dataset: Optional[str] = None, sets=(), num_samples: Optional[int] = None,
-                    seed: Optional[int] = None) -> "SearchPlan":
+                    seed: Optional[int] = None, algorithm: Optional[str] = None) -> "SearchPlan":
         """The search of ``profile``, its space checked against the config (ConfigError before any work)."""
         axes = self._axes(profile)
         if not self.is_search:
             raise ConfigError("--num-samples" if num_samples else "search", num_samples,
-                              f"a sweep with a search: block ({self.path.name} is a grid; run it without --num-samples)")
+                              f"a sweep with a search: block ({self.path.name} is a grid; run it without --num-samples, "
+                              "--search-seed or --algorithm)")
         prof = self.profiles[profile] or {}
         raw = dict(search_space.overlay(self.search, prof.get("search")))
         if num_samples is not None:
             raw["num_samples"] = num_samples
         if seed is not None:
             raw["seed"] = seed
+        if algorithm is not None:
+            raw["algorithm"] = algorithm
         spec = search_space.parse_search(raw)
         base = deep_merge(self.base, prof.get("config") or {})
         if dataset is not None:

@@ -53,11 +53,11 @@ def _run_sweep(args):
                   max_failures=args.max_failures, resume=args.resume, storage_path=args.storage_path,
                   verbose=args.verbose, wait_for_resources=args.wait_for_resources,
                   settings=settings_of(sweep, _sets(args), args.dataset, num_samples=args.num_samples,
-                                           search_seed=args.search_seed))
+                                           search_seed=args.search_seed, algorithm=args.algorithm))
     instead = f", dataset {args.dataset} instead of the paper's" if args.dataset is not None else ""
-    if sweep.is_search or args.num_samples is not None or args.search_seed is not None:
+    if sweep.is_search or args.num_samples is not None or args.search_seed is not None or args.algorithm:
         plan = sweep.search_plan(args.profile, dataset=args.dataset, sets=_sets(args), num_samples=args.num_samples,
-                                 seed=args.search_seed)
+                                 seed=args.search_seed, algorithm=args.algorithm)
         spec = plan.spec
         objectives = ", ".join(f"{k} {v}" for k, v in spec.objectives.items())
         print(f"sweep {sweep.name} ({sweep.path}), profile {args.profile}: search of {spec.num_samples} samples"
@@ -276,6 +276,7 @@ def _add_run_args(p):
                    help="Tune state and checkpoints (default $HARNESS_RAY_RESULTS or ~/ray_results; shared on a cluster)")
     p.add_argument("--num-samples", type=int, default=None, help="a search's samples (overrides search.num_samples)")
     p.add_argument("--search-seed", type=int, default=None, help="a search's seed (overrides search.seed)")
+    p.add_argument("--algorithm", default=None, help="a search's: random | tpe | nsga2 | optuna (overrides search.algorithm)")
     p.add_argument("--verbose", action="store_true", help="also Ray's and Tune's own output (per-checkpoint lines, ...)")
     _add_tracking(p)
     plugins.add_argument(p)

@@ -54,7 +54,8 @@ def check_same(launch: dict, settings: Optional[dict]) -> None:
     """ConfigError naming what differs between the launch being resumed and this command."""
     if not settings:
         return
-    names = {"sets": "--set", "dataset": "--dataset", "num_samples": "--num-samples", "search_seed": "--search-seed"}
+    names = {"sets": "--set", "dataset": "--dataset", "num_samples": "--num-samples", "search_seed": "--search-seed",
+             "algorithm": "--algorithm"}
     changed = []
     for key, flag in names.items():
         if key in launch and launch.get(key) != settings.get(key):

@@ -136,6 +136,8 @@ CASES = {
     "ui-port": (["ui", "--port", "99999"], "--port", "99999"),
     "resume-none": (_run("--resume"), "--resume", "tiny_bad_input"),
     "search-seed": (_run("--search-seed", "-1", target="cross_paper_pareto"), "search.seed", "-1"),
+    "algorithm": (_run("--algorithm", "cmaes", target="cross_paper_pareto"), "search.algorithm", "cmaes"),
+    "algorithm-grid": (_run("--algorithm", "tpe"), "search", "None"),
     # two owners of the lr (issue 23): dbs sets it per epoch, cosine_iter before every step
     "lr-owners": (_run("--set", "method.name=dbs", "--set", "train.schedule=cosine_iter"), "train.schedule",
                   "cosine_iter"),
