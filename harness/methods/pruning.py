@@ -139,6 +139,7 @@ def prune_to(modules, sparsity: float) -> None:
             held.mask.copy_(torch_prune.L1Unstructured(amount=more).compute_mask(live, held.mask))
 
 
+@torch.no_grad()
 def density(module: nn.Module) -> float:
     """The fraction of a target's weights its mask leaves to multiply: nonzero effective weights over all
     of them; for a WeightMask's layer, over the nonzero weights its parametrization gives before the mask,
