@@ -227,7 +227,9 @@ def scheduler_comparison(sweep, profile: str, plan, seeds: list[int], cpus_per_t
                                     "stopped_early": sum(t["stopped_early"] for t in rec["trials"]),
                                     "infeasible": len(rec["infeasible"]), "trial_s": round(rec["trial_s"], 2),
                                     "search_wall_s": round(run["wall_s"], 2), "failed": rec["failed"],
-                                    "samples": rec["samples"]})
+                                    "samples": rec["samples"],
+                                    "trials": [{k: t[k] for k in ("sample", "model", "epochs", "stopped_early", "val_acc",
+                                                                  "macs", "val_acc_by_epoch")} for t in rec["trials"]]})
     by = {}
     for r in out["runs"]:
         by.setdefault(r["scheduler"], []).append(r)
