@@ -57,8 +57,8 @@ def check_same(launch: dict, settings: Optional[dict]) -> None:
     names = {"sets": "--set", "dataset": "--dataset", "num_samples": "--num-samples", "search_seed": "--search-seed",
              "algorithm": "--algorithm"}
     changed = []
-    for key, flag in names.items():
-        if key in launch and launch.get(key) != settings.get(key):
+    for key, flag in names.items():  # settings_of leaves out an unset option; a record without "sets" predates them
+        if (key in launch or "sets" in launch) and launch.get(key) != settings.get(key):
             changed.append(f"{flag} was {_shown(launch.get(key))}, now {_shown(settings.get(key))}")
     if "sweep_digest" in launch and launch["sweep_digest"] != settings.get("sweep_digest"):
         changed.append(f"the sweep file changed since (digest {launch['sweep_digest']}, now {settings['sweep_digest']})")

@@ -108,3 +108,22 @@ def test_report_on_a_sweep_whose_runs_all_failed_lists_them_and_exits_1(tmp_path
     assert lines[1] == "  baseline-seed0 FAILED: RuntimeError: CUDA out of memory"  # the reason's first line
     assert lines[2] == "  row01-seed0 FAILED: ValueError: reason 1"
     assert len(lines) == 1 + 20 + 1 and lines[-1] == "  … and 3 more"
+
+
+def test_resume_names_every_launch_option_that_differs_an_unset_one_included():
+    """--resume continues a launch only with its own options; an option given now and not at launch
+    (settings_of leaves unset ones out of the record) differs too."""
+    from harness.errors import ConfigError
+    from harness.launch import check_same
+
+    launched = {"sets": [], "dataset": None, "sweep_digest": "d"}
+    check_same(launched, dict(launched))
+    for key, flag, value in (("search_seed", "--search-seed", 3), ("algorithm", "--algorithm", "tpe"),
+                             ("num_samples", "--num-samples", 8)):
+        with pytest.raises(ConfigError) as e:
+            check_same(launched, {**launched, key: value})
+        assert e.value.key == "--resume" and f"{flag} was (none), now {value}" in e.value.value
+        with pytest.raises(ConfigError) as e:
+            check_same({**launched, key: value}, launched)
+        assert f"{flag} was {value}, now (none)" in e.value.value
+    check_same({"sweep_digest": "d"}, {**launched, "algorithm": "tpe"})  # a record from before these options
