@@ -3,7 +3,8 @@
 ``build_search_alg`` returns, for ``algorithm: random``, Tune's ``BasicVariantGenerator`` (seeded,
 ``constant_grid_search`` so a sampled configuration runs once per grid-axis point), and for
 ``algorithm: tpe | nsga2`` Tune's ``OptunaSearch`` with that Optuna sampler on every objective
-(``optuna``: TPE for one objective, NSGA-II for several) in Tune's ``SearchGenerator``, with ``EachPoint`` repeating a suggestion per axis point and Tune's
+(``optuna``: TPE for one objective, NSGA-II for several) in Tune's ``SearchGenerator``, with
+``EachPoint`` repeating a suggestion per axis point and Tune's
 ``ConcurrencyLimiter`` for ``--max-concurrent``. In front of either, ``FeasibleSearch`` lets a
 proposed trial reach a worker only when its configuration resolves, validates and meets the cost
 limits; the rest are recorded as infeasible runs, never trained. Random search is told they failed;

@@ -7,6 +7,7 @@ applies it to every model, so a sweep axis ``model.options.conv`` switches kerne
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import call_with_options
@@ -29,6 +30,13 @@ def convert_convs(model: nn.Module, conv: str, conv_options: dict | None = None)
                 if replacement is not None:
                     setattr(parent, child_name, replacement)
     return model
+
+
+def probe(conv: str, conv_options: dict | None = None) -> nn.Module:
+    """One 4->4 3x3 convolution as ``conv`` converts it, on the meta device (nothing allocated, no RNG
+    drawn): what a check needs to see a variant's options refused, or what kind of layer it makes."""
+    with torch.device("meta"):
+        return convert_convs(nn.Sequential(nn.Conv2d(4, 4, 3)), conv, conv_options)
 
 
 from . import maxmin  # noqa: E402,F401  (registers the Max-Min conv variants)

@@ -213,12 +213,10 @@ class Approximate(TrainMethod):
         device): every step here rewrites stored weights, which such a conv would re-derive over."""
         from torch.nn.utils import parametrize
 
-        from ..layers import convert_convs
+        from ..layers import probe
 
         conv = cfg.model.options.get("conv", "dense")
-        with torch.device("meta"):
-            probe = convert_convs(nn.Sequential(nn.Conv2d(4, 4, 3)), conv, cfg.model.options.get("conv_options"))
-        if any(parametrize.is_parametrized(m) for m in probe.modules()):
+        if any(parametrize.is_parametrized(m) for m in probe(conv, cfg.model.options.get("conv_options")).modules()):
             raise ConfigError("model.options.conv", conv, "a conv whose trained weight is stored (dense, separable, "
                               "winograd, ...): method approximate prunes, rounds and factorizes stored weights, and "
                               f"a {conv} conv re-derives its weight from them at every forward")

@@ -60,9 +60,7 @@ def check_options(name: str, options: dict, _deep: bool = True) -> None:
         coerce(f"model.{option}", value, types[option], strict=True)
     if "conv" in options:
         CONVS.get(options["conv"])
-    with torch.device("meta"):  # a variant checks its options on a probe conv: ConfigError before Ray starts;
-        probe = nn.Sequential(nn.Conv2d(4, 4, 3))  # on the meta device it allocates nothing and draws no RNG
-        layers.convert_convs(probe, options.get("conv", "dense"), options.get("conv_options"))
+    layers.probe(options.get("conv", "dense"), options.get("conv_options"))  # a variant's options: ConfigError now
     check = MODELS.meta(name).get("check")  # a family's value checks, e.g. channels a group count must divide
     if check is not None:
         check(**{k: v for k, v in options.items() if k not in COMMON_OPTIONS})
